@@ -1,0 +1,54 @@
+"""The reader contract: question + context(s) → scored character spans.
+
+Scoring (comparable across contexts and windows): every window of every context
+of one question is scored with the model's raw logits; a span's ``score`` is
+``start_logit + end_logit`` (its log-odds up to one constant per question), and
+``start_prob``/``end_prob`` are softmaxes taken jointly over the candidate tokens
+of *all* windows of *all* contexts of that question, so they are comparable within
+a question (unlike the per-window softmax of the old transformers pipeline).
+``prob = start_prob * end_prob`` is the Hugging Face-style ``score``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TokenProbs:
+    """Per-token start/end probabilities of one window, with char offsets in the context."""
+
+    offsets: np.ndarray  # (n, 2) int, char offsets of each context token
+    start: np.ndarray  # (n,) float
+    end: np.ndarray  # (n,) float
+
+
+@dataclass(frozen=True)
+class Span:
+    """One answer span of the reader. ``context[start:end] == text``."""
+
+    text: str
+    start: int
+    end: int
+    score: float
+    start_prob: float
+    end_prob: float
+    context_index: int = 0
+    token_probs: TokenProbs | None = None
+
+    @property
+    def prob(self) -> float:
+        return self.start_prob * self.end_prob
+
+
+class Reader(Protocol):
+    def read(self, question: str, contexts: str | Sequence[str], top_k: int = 1) -> list[Span]:
+        """Top-k spans over all ``contexts`` of one question, best first."""
+        ...
+
+    def read_batch(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], top_k: int = 1) -> list[list[Span]]:
+        """Many questions at once, each with its own contexts, in one batched model pass."""
+        ...

@@ -1,0 +1,26 @@
+"""Retrieval contracts."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, Sequence
+
+import numpy as np
+
+from koqa.types import Hit
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+class Embedder(Protocol):
+    """Text → L2-normalised float32 vectors. ``name`` and ``dim`` are recorded in the index."""
+
+    name: str
+    dim: int
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class Retriever(Protocol):
+    def retrieve(self, query: str, k: int = 10, *, collection: str = "default", mode: Mode = "hybrid") -> list[Hit]: ...

@@ -1,0 +1,48 @@
+"""Typed settings, read once at the edge (CLI, server start-up) from the environment.
+
+>>> s = Settings.from_env({"KOQA_HOME": "/tmp/kq"})
+>>> str(s.home), str(s.model_cache)
+('/tmp/kq', '/tmp/kq/models')
+>>> s.database_url
+'sqlite:////tmp/kq/koqa.db'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_READER = "koqa:reader-small"
+DEFAULT_EMBEDDER = "koqa:e5-small-ko"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    reader: str = DEFAULT_READER
+    embedder: str = DEFAULT_EMBEDDER
+    api_key: str | None = None
+
+    @property
+    def model_cache(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def index_dir(self) -> Path:
+        """FAISS and BM25 files live beside the default SQLite database."""
+        return self.home / "indexes"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        home = Path(env.get("KOQA_HOME") or Path.home() / ".cache" / "koqa").expanduser()
+        return cls(
+            home=home,
+            database_url=env.get("KOQA_DATABASE_URL") or f"sqlite:///{home / 'koqa.db'}",
+            reader=env.get("KOQA_READER") or DEFAULT_READER,
+            embedder=env.get("KOQA_EMBEDDER") or DEFAULT_EMBEDDER,
+            api_key=env.get("KOQA_API_KEY") or None,
+        )

@@ -1,0 +1,77 @@
+"""The boundary types of koqa: one frozen dataclass per hand-over.
+
+``Document`` (ingested, NFC text) → ``Passage`` (a chunk with offsets into the
+document) → ``Hit`` (a passage with retrieval scores) → ``Answer`` (a span of a
+passage with reader and combined scores, offsets into the original document).
+
+>>> doc = Document(id="d1", text="세종대왕은 훈민정음을 창제하였다.", title="세종")
+>>> p = Passage(id="d1:0", doc_id="d1", index=0, start=0, end=len(doc.text), text=doc.text)
+>>> doc.text[p.start:p.end] == p.text
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Document:
+    """A whole ingested document. ``text`` is NFC-normalised."""
+
+    id: str
+    text: str
+    title: str = ""
+    source: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk of a document: ``document.text[start:end] == text``."""
+
+    id: str
+    doc_id: str
+    index: int
+    start: int
+    end: int
+    text: str
+    title: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage.
+
+    ``score`` is the score the retriever ranked by (the fused RRF score in hybrid
+    mode); ``scores`` keeps each retriever's own score, e.g. ``{"dense": 0.83,
+    "bm25": 11.2, "hybrid": 0.031}``, and ``ranks`` each retriever's 1-based rank.
+    """
+
+    passage: Passage
+    score: float
+    scores: Mapping[str, float] = field(default_factory=dict)
+    ranks: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One ranked answer of the QA pipeline.
+
+    ``start``/``end`` are character offsets into the original document text;
+    ``score`` is the calibrated combined confidence in [0, 1].
+    """
+
+    text: str
+    score: float
+    reader_score: float
+    retrieval_score: float
+    doc_id: str
+    doc_title: str
+    passage_id: str
+    start: int
+    end: int
+    context: str = ""
+    sources: tuple[Mapping[str, Any], ...] = ()
