@@ -1,0 +1,79 @@
+"""Loading a reader's tokenizer and model runner from a name or folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from koqa.errors import ModelUnavailable
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float16": "float16", "fp16": "float16"}
+
+
+def resolve(name_or_path: str, settings=None) -> str:
+    from koqa.models.registry import resolve_model
+
+    return resolve_model(name_or_path, settings) if settings is not None else resolve_model(name_or_path)
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise ModelUnavailable(
+            f"cannot load tokenizer {path!r} ({exc.__class__.__name__}). Without network access, pass a local "
+            "folder that holds a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json)."
+        ) from None
+
+
+def load_qa_model(path: str, dtype: str = "float32", device: str | None = None):
+    """``AutoModelForQuestionAnswering`` from a QA checkpoint or a bare encoder (fresh QA head)."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    if dtype not in _DTYPES:
+        raise ModelUnavailable(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}")
+    try:
+        model = AutoModelForQuestionAnswering.from_pretrained(path, dtype=getattr(torch, _DTYPES[dtype]))
+    except OSError as exc:
+        raise ModelUnavailable(
+            f"cannot load model {path!r} ({exc.__class__.__name__}). Without network access, pass a local "
+            "folder that holds a Hugging Face checkpoint."
+        ) from None
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval()
+
+
+class TorchRunner:
+    """Runs a torch QA model on numpy batches; returns float32 numpy logits."""
+
+    def __init__(self, model):
+        import torch
+
+        self.model = model
+        self.device = next(model.parameters()).device
+        self._torch = torch
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            inputs = {k: torch.from_numpy(v).to(self.device, non_blocking=True) for k, v in batch.items()}
+            out = self.model(**inputs)
+            return (out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy())
+
+
+def load_reader_parts(name_or_path: str, *, device=None, dtype="float32", backend="torch", settings=None):
+    """(fast tokenizer, runner) for ``name_or_path`` with the chosen backend."""
+    path = resolve(name_or_path, settings)
+    tokenizer = load_tokenizer(path)
+    if backend == "torch":
+        return tokenizer, TorchRunner(load_qa_model(path, dtype, device))
+    if backend in ("onnx", "onnx-int8"):
+        from koqa.reader.onnx_backend import OnnxRunner
+
+        return tokenizer, OnnxRunner.load(Path(path), quantized=backend == "onnx-int8", settings=settings)
+    raise ModelUnavailable(f"unknown reader backend {backend!r}; use 'torch', 'onnx' or 'onnx-int8'")

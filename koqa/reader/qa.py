@@ -1,0 +1,220 @@
+"""The extractive reader over any Hugging Face question-answering checkpoint.
+
+>>> reader = QAReader.from_pretrained("koqa:reader-small")          # doctest: +SKIP
+>>> reader.read("훈민정음을 만든 왕은?", "세종대왕은 1443년 훈민정음을 창제하였다.")[0].text  # doctest: +SKIP
+'세종대왕'
+
+All (question, window) pairs of one call are flattened, sorted by length, run in
+fixed-size batches (each padded only to its own longest window) and regrouped by
+question; spans are then decoded per question across all its windows and contexts
+(see :mod:`koqa.reader.base` for how scores are made comparable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from koqa.errors import InvalidInput
+from koqa.reader.base import Span, TokenProbs
+from koqa.reader.spans import joint_log_softmax, top_spans
+from koqa.reader.windows import Window, batches_by_length, make_windows, pad_batch
+
+# (batch of int64 arrays) → (start_logits, end_logits), each (batch, tokens) float32
+Runner = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    max_seq_len: int = 384
+    doc_stride: int = 128
+    max_question_len: int = 96
+    max_answer_len: int = 30
+    batch_size: int = 16
+    max_context_chars: int = 100_000
+    trim_particles: bool = False
+
+
+@dataclass(frozen=True)
+class _Options:
+    top_k: int
+    max_answer_len: int
+    handle_impossible_answer: bool
+    return_token_probs: bool
+    max_seq_len: int
+    doc_stride: int
+
+
+class QAReader:
+    """Reads spans out of contexts with a tokenizer and a model runner."""
+
+    def __init__(self, tokenizer, runner: Runner, config: ReaderConfig = ReaderConfig(), *, name: str = "", trimmer=None):
+        if not getattr(tokenizer, "is_fast", False):
+            raise InvalidInput("tokenizer", type(tokenizer).__name__, "must be a fast tokenizer (offset mappings are needed)")
+        self.tokenizer, self.runner, self.config, self.name = tokenizer, runner, config, name
+        self.trimmer = trimmer
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.forward_batches = 0  # how many model batches ran; lets callers observe batching
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, device: str | None = None, dtype: str = "float32",
+                        backend: str = "torch", settings=None, **config) -> "QAReader":
+        """Load a built-in name (``koqa:reader-small``), a local folder, or a hub name."""
+        from koqa.reader.loading import load_reader_parts
+
+        cfg = ReaderConfig(**config)
+        tokenizer, runner = load_reader_parts(name_or_path, device=device, dtype=dtype, backend=backend, settings=settings)
+        trimmer = None
+        if cfg.trim_particles:
+            from koqa.reader.particles import ParticleTrimmer
+
+            trimmer = ParticleTrimmer.load()
+        return cls(tokenizer, runner, cfg, name=name_or_path, trimmer=trimmer)
+
+    # ------------------------------------------------------------------ public API
+
+    def read(self, question: str, contexts: str | Sequence[str], top_k: int = 1, **options) -> list[Span]:
+        """Top-k spans for one question over one or many contexts, best first."""
+        if isinstance(contexts, str):
+            contexts = [contexts]
+        return self.read_batch([question], [contexts], top_k=top_k, **options)[0]
+
+    def read_batch(
+        self,
+        questions: Sequence[str],
+        contexts: Sequence[Sequence[str]],
+        top_k: int = 1,
+        *,
+        max_answer_len: int | None = None,
+        handle_impossible_answer: bool = False,
+        return_token_probs: bool = False,
+        max_seq_len: int | None = None,
+        doc_stride: int | None = None,
+    ) -> list[list[Span]]:
+        """Spans for many questions, each with its own list of contexts, in one batched pass."""
+        opts = self._options(top_k, max_answer_len, handle_impossible_answer, return_token_probs, max_seq_len, doc_stride)
+        questions, contexts = self._validate(questions, contexts)
+        pair_q, pair_c, flat_q, flat_c = [], [], [], []
+        for qi, (q, ctxs) in enumerate(zip(questions, contexts)):
+            for ci, c in enumerate(ctxs):
+                pair_q.append(qi)
+                pair_c.append(ci)
+                flat_q.append(q)
+                flat_c.append(c)
+        windows = make_windows(self.tokenizer, flat_q, flat_c, max_seq_len=opts.max_seq_len,
+                               doc_stride=opts.doc_stride, max_question_len=self.config.max_question_len)
+        starts, ends = self._run(windows)
+        by_question: list[list[int]] = [[] for _ in questions]
+        for wi, w in enumerate(windows):
+            by_question[pair_q[w.pair]].append(wi)
+        results = []
+        for qi, wids in enumerate(by_question):
+            ws = [windows[i] for i in wids]
+            results.append(self._decode(ws, [starts[i] for i in wids], [ends[i] for i in wids],
+                                        [pair_c[w.pair] for w in ws], contexts[qi], opts))
+        return results
+
+    # ------------------------------------------------------------------ internals
+
+    def _options(self, top_k, max_answer_len, handle_impossible, token_probs, max_seq_len, doc_stride) -> _Options:
+        for field, value in (("top_k", top_k), ("max_answer_len", max_answer_len), ("max_seq_len", max_seq_len), ("doc_stride", doc_stride)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidInput(field, value, "must be an integer")
+        if top_k < 1:
+            raise InvalidInput("top_k", top_k, "must be >= 1")
+        if max_answer_len is not None and max_answer_len < 1:
+            raise InvalidInput("max_answer_len", max_answer_len, "must be >= 1")
+        c = self.config
+        return _Options(top_k, max_answer_len or c.max_answer_len, bool(handle_impossible), bool(token_probs),
+                        max_seq_len or c.max_seq_len, c.doc_stride if doc_stride is None else doc_stride)
+
+    def _validate(self, questions, contexts) -> tuple[list[str], list[list[str]]]:
+        if isinstance(questions, str) or not isinstance(questions, Sequence):
+            raise InvalidInput("questions", questions, "must be a list of strings")
+        if len(questions) != len(contexts):
+            raise InvalidInput("contexts", len(contexts), f"must have one list per question ({len(questions)})")
+        qs, cs = [], []
+        for q, ctxs in zip(questions, contexts):
+            if not isinstance(q, str) or not q.strip():
+                raise InvalidInput("question", q, "must be a non-empty string")
+            if isinstance(ctxs, str):
+                ctxs = [ctxs]
+            if not isinstance(ctxs, Sequence) or not ctxs:
+                raise InvalidInput("context", ctxs, "must be a non-empty string or list of strings")
+            for c in ctxs:
+                if not isinstance(c, str) or not c.strip():
+                    raise InvalidInput("context", c, "must be a non-empty string")
+                if len(c) > self.config.max_context_chars:
+                    raise InvalidInput("context", c[:40], f"is {len(c)} characters; the limit is {self.config.max_context_chars}")
+            qs.append(q)
+            cs.append(list(ctxs))
+        return qs, cs
+
+    def _run(self, windows: list[Window]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        starts: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
+        ends: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
+        for idx in batches_by_length(windows, self.config.batch_size):
+            batch = [windows[i] for i in idx]
+            s, e = self.runner(pad_batch(batch, self.pad_id))
+            self.forward_batches += 1
+            for row, i in enumerate(idx):
+                n = len(windows[i])
+                starts[i], ends[i] = s[row, :n], e[row, :n]
+        return starts, ends
+
+    def _decode(self, ws: list[Window], starts, ends, ctx_ids: list[int], contexts: list[str], o: _Options) -> list[Span]:
+        if not ws:
+            return []
+        t = max(len(w) for w in ws)
+        start = np.full((len(ws), t), -1e9, np.float32)
+        end = np.full((len(ws), t), -1e9, np.float32)
+        mask = np.zeros((len(ws), t), bool)
+        for r, w in enumerate(ws):
+            start[r, : len(w)], end[r, : len(w)], mask[r, : len(w)] = starts[r], ends[r], w.is_context
+        norm_mask = mask.copy()
+        if o.handle_impossible_answer:
+            norm_mask[:, 0] = True  # the first ([CLS]) token stands for "no answer"
+        log_ps, log_pe = joint_log_softmax(start, norm_mask), joint_log_softmax(end, norm_mask)
+        spans: list[Span] = []
+        seen: set[tuple[int, int, int]] = set()
+        for r, s, e, score in top_spans(start, end, mask, o.max_answer_len, o.top_k * 4 + len(ws)):
+            w, ci = ws[r], ctx_ids[r]
+            span = self._make_span(contexts[ci], ci, int(w.offsets[s, 0]), int(w.offsets[e, 1]), score,
+                                   float(np.exp(log_ps[r, s])), float(np.exp(log_pe[r, e])))
+            if span is None or (ci, span.start, span.end) in seen:
+                continue
+            seen.add((ci, span.start, span.end))
+            if o.return_token_probs:
+                m = w.is_context
+                span = _with_probs(span, TokenProbs(w.offsets[m], np.exp(log_ps[r, : len(w)][m]), np.exp(log_pe[r, : len(w)][m])))
+            spans.append(span)
+            if len(spans) == o.top_k:
+                break
+        if o.handle_impossible_answer:
+            spans = _add_null(spans, start, end, log_ps, log_pe, o.top_k)
+        return spans
+
+    def _make_span(self, context: str, ci: int, cs: int, ce: int, score: float, ps: float, pe: float) -> Span | None:
+        if self.trimmer is not None:
+            ce = cs + self.trimmer.trim_end(context[cs:ce])
+        text = context[cs:ce]
+        stripped = text.strip()
+        if not stripped:
+            return None
+        cs += len(text) - len(text.lstrip())
+        return Span(stripped, cs, cs + len(stripped), score, ps, pe, ci)
+
+
+def _with_probs(span: Span, probs: TokenProbs) -> Span:
+    from dataclasses import replace
+
+    return replace(span, token_probs=probs)
+
+
+def _add_null(spans: list[Span], start, end, log_ps, log_pe, top_k: int) -> list[Span]:
+    """Insert the "no answer" span (HF convention: the window with the lowest null score)."""
+    r = int(np.argmin(start[:, 0] + end[:, 0]))
+    null = Span("", 0, 0, float(start[r, 0] + end[r, 0]), float(np.exp(log_ps[r, 0])), float(np.exp(log_pe[r, 0])))
+    return sorted(spans + [null], key=lambda sp: -sp.prob)[:top_k]

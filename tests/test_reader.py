@@ -1,0 +1,105 @@
+"""The reader end to end with a tiny random ELECTRA and the real KoELECTRA tokenizer."""
+
+import numpy as np
+import pytest
+
+from koqa.errors import InvalidInput
+from koqa.reader.windows import make_windows
+
+CTX = "세종대왕은 조선의 제4대 왕이다. 1443년에 훈민정음을 창제하였고, 1446년에 반포하였다."
+Q = "훈민정음을 창제한 왕은?"
+
+
+def test_answers_are_exact_substrings_with_offsets(tiny_reader):
+    spans = tiny_reader.read(Q, CTX, top_k=5)
+    assert 1 <= len(spans) <= 5
+    for sp in spans:
+        assert CTX[sp.start : sp.end] == sp.text
+        assert sp.text == sp.text.strip() and sp.text
+        assert 0 < sp.start_prob <= 1 and 0 < sp.end_prob <= 1
+    assert [s.score for s in spans] == sorted((s.score for s in spans), reverse=True)
+    assert len({(s.start, s.end) for s in spans}) == len(spans)
+
+
+def test_token_probabilities_on_request(tiny_reader):
+    sp = tiny_reader.read(Q, CTX, return_token_probs=True)[0]
+    tp = sp.token_probs
+    assert tp is not None and tp.offsets.shape == (len(tp.start), 2)
+    assert np.isclose(tp.start.sum(), 1.0, atol=1e-4)  # one window: the joint softmax sums to one
+    assert tiny_reader.read(Q, CTX)[0].token_probs is None
+
+
+def test_long_context_is_windowed_and_scores_compare_across_windows(tiny_reader):
+    long_ctx = " ".join([CTX] * 40)
+    windows = make_windows(tiny_reader.tokenizer, [Q], [long_ctx], max_seq_len=128, doc_stride=32)
+    assert len(windows) > 3
+    # consecutive windows overlap and every context char is covered
+    covered = np.zeros(len(long_ctx), bool)
+    for w in windows:
+        for s, e in w.offsets[w.is_context]:
+            covered[s:e] = True
+        assert len(w) <= 128
+    assert covered[[i for i, c in enumerate(long_ctx) if not c.isspace()]].all()
+    spans = tiny_reader.read(Q, long_ctx, top_k=3, max_seq_len=128, doc_stride=32)
+    total = sum(s.start_prob for s in tiny_reader.read(Q, long_ctx, top_k=50, max_seq_len=128, doc_stride=32))
+    assert total <= 1.0 + 1e-5  # probabilities are normalised over all windows together
+    for sp in spans:
+        assert long_ctx[sp.start : sp.end] == sp.text
+
+
+def test_many_contexts_and_batch_regrouping(tiny_reader):
+    contexts = [CTX, "이순신은 조선 중기의 무신이다.", "서울은 대한민국의 수도이다."]
+    joint = tiny_reader.read(Q, contexts, top_k=10)
+    assert {s.context_index for s in joint} <= {0, 1, 2}
+    for s in joint:
+        assert contexts[s.context_index][s.start : s.end] == s.text
+    batched = tiny_reader.read_batch([Q, "수도는?"], [contexts, [contexts[2]]], top_k=2)
+    single = tiny_reader.read("수도는?", contexts[2], top_k=2)
+    assert [(s.text, s.start) for s in batched[1]] == [(s.text, s.start) for s in single]
+    assert batched[1][0].score == pytest.approx(single[0].score, abs=1e-4)
+
+
+def test_impossible_answer_adds_a_null_span(tiny_reader):
+    spans = tiny_reader.read(Q, CTX, top_k=5000, handle_impossible_answer=True)
+    nulls = [s for s in spans if s.text == ""]
+    assert len(nulls) == 1 and nulls[0].start == nulls[0].end == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"question": "", "contexts": CTX}, "question"),
+        ({"question": "   ", "contexts": CTX}, "question"),
+        ({"question": Q, "contexts": " "}, "context"),
+        ({"question": Q, "contexts": []}, "context"),
+        ({"question": 3, "contexts": CTX}, "question"),
+        ({"question": Q, "contexts": [CTX, 5]}, "context"),
+        ({"question": Q, "contexts": CTX, "top_k": 0}, "top_k"),
+        ({"question": Q, "contexts": CTX, "max_answer_len": "x"}, "max_answer_len"),
+        ({"question": Q, "contexts": CTX, "doc_stride": 300}, "doc_stride"),
+        ({"question": "왜 " * 200, "contexts": CTX}, "question"),
+        ({"question": Q, "contexts": "가" * 100_001}, "context"),
+    ],
+)
+def test_bad_input_names_the_field(tiny_reader, kwargs, field):
+    with pytest.raises(InvalidInput) as err:
+        tiny_reader.read(**kwargs)
+    assert err.value.field == field
+
+
+def test_redundant_windows_are_dropped(tiny_reader):
+    windows = make_windows(tiny_reader.tokenizer, [Q], [CTX], max_seq_len=384, doc_stride=128)
+    assert len(windows) == 1
+
+
+def test_particle_trimming_is_optional(tiny_model_dir):
+    from koqa.reader import QAReader
+    from koqa.reader.particles import ParticleTrimmer
+
+    trimmer = ParticleTrimmer.load()
+    assert "이순신 장군은"[: trimmer.trim_end("이순신 장군은")] == "이순신 장군"
+    assert "1443년에"[: trimmer.trim_end("1443년에")] == "1443년"
+    assert "세종대왕"[: trimmer.trim_end("세종대왕")] == "세종대왕"
+    reader = QAReader.from_pretrained(str(tiny_model_dir), device="cpu", trim_particles=True)
+    for sp in reader.read(Q, CTX, top_k=5):
+        assert CTX[sp.start : sp.end] == sp.text
