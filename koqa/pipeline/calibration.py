@@ -1,0 +1,110 @@
+"""The calibrated combined confidence of an answer: logistic regression over its features.
+
+``confidence = sigmoid(bias + Σ weight_f · feature_f)`` estimates the probability
+that the answer is correct (official character F1 ≥ ``label_min_f1`` against the
+gold answer). The weights are fitted by :mod:`koqa.pipeline.calibrate` on
+KorQuAD-dev train-split questions and stored in ``calibration.json`` beside this
+module; that file also holds the default abstain ``threshold``.
+
+Features of one candidate answer (see :func:`features`):
+
+============== ==================================================================
+reader_score   best span score of the reader (start_logit + end_logit)
+reader_prob    reader probability summed over all places the answer was read
+               (joint softmax over all passages of the question, so ≤ 1)
+reader_logprob log of reader_prob (floored at 1e-6)
+margin         reader_score minus the best reader_score of any *other* answer
+               (> 0 for a clear winner, < 0 for the runners-up), clipped to ±10
+dense          dense (cosine) score of the best occurrence's passage, 0 if absent
+bm25_rel       its BM25 score divided by the best BM25 score among the hits
+rank_recip     1 / retrieval rank of that passage
+n_passages_log log of the number of distinct places the answer was read
+============== ==================================================================
+
+>>> cal = Calibration(features=("reader_prob",), weights=(4.0,), bias=-2.0)
+>>> round(cal.confidence({"reader_prob": 0.5}), 3)
+0.5
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from koqa.errors import InvalidInput
+from koqa.pipeline.answers import Candidate
+from koqa.types import Hit
+
+FEATURES = ("reader_score", "reader_prob", "reader_logprob", "margin", "dense", "bm25_rel", "rank_recip", "n_passages_log")
+DEFAULT_PATH = Path(__file__).with_name("calibration.json")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic-regression weights on named features, plus the default abstain threshold."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float = 0.25
+    label_min_f1: float = 0.5
+    fitted_on: str = ""
+    reader: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        unknown = [f for f in self.features if f not in FEATURES]
+        if unknown:
+            raise InvalidInput("calibration.features", unknown, f"unknown feature(s); known: {', '.join(FEATURES)}")
+        if len(self.features) != len(self.weights):
+            raise InvalidInput("calibration.weights", len(self.weights), f"need one weight per feature ({len(self.features)})")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise InvalidInput("calibration.threshold", self.threshold, "must be in [0, 1]")
+
+    def logit(self, feats: Mapping[str, float]) -> float:
+        return self.bias + sum(w * feats[f] for f, w in zip(self.features, self.weights))
+
+    def confidence(self, feats: Mapping[str, float]) -> float:
+        z = self.logit(feats)
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_PATH) -> "Calibration":
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInput("calibration", str(path), "file not found") from None
+        except json.JSONDecodeError as exc:
+            raise InvalidInput("calibration", str(path), f"not valid JSON ({exc})") from None
+        raw["features"], raw["weights"] = tuple(raw["features"]), tuple(float(w) for w in raw["weights"])
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def save(self, path: str | Path) -> None:
+        data = asdict(self)
+        data["features"], data["weights"] = list(self.features), [round(w, 6) for w in self.weights]
+        data["bias"] = round(self.bias, 6)
+        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def features(cand: Candidate, others: Sequence[Candidate], hits: Sequence[Hit]) -> dict[str, float]:
+    """The feature values of ``cand`` among ``others`` (all candidates of the question)."""
+    best = cand.best
+    prob = min(1.0, sum(o.span.prob for o in cand.occurrences))
+    rival = max((c.best.span.score for c in others if c is not cand), default=best.span.score - 10.0)
+    top_bm25 = max((h.scores.get("bm25", 0.0) for h in hits), default=0.0)
+    bm25 = best.hit.scores.get("bm25", 0.0)
+    return {
+        "reader_score": float(best.span.score),
+        "reader_prob": prob,
+        "reader_logprob": math.log(max(prob, 1e-6)),
+        "margin": max(-10.0, min(10.0, float(best.span.score - rival))),
+        "dense": float(best.hit.scores.get("dense", 0.0)),
+        "bm25_rel": float(bm25 / top_bm25) if top_bm25 > 0 else 0.0,
+        "rank_recip": 1.0 / best.rank,
+        "n_passages_log": math.log(len({o.hit.passage.id for o in cand.occurrences})),
+    }
