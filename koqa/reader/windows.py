@@ -1,8 +1,8 @@
 """Question + context → model windows with character offsets (shared by inference and training).
 
 A context longer than one window is cut into windows of ``max_seq_len`` tokens that
-overlap by ``doc_stride`` tokens (the Hugging Face meaning of ``stride``). Each
-window keeps, for every token, its character offsets in the context (taken from the
+overlap by ``doc_stride`` tokens (the Hugging Face meaning of ``stride``; capped at
+half the room the question leaves). Each window keeps, for every token, its character offsets in the context (taken from the
 fast tokenizer's ``offset_mapping``) and whether it is a context token.
 """
 
@@ -33,8 +33,8 @@ class Window:
 def _check_sizes(max_seq_len: int, doc_stride: int) -> None:
     if not 32 <= max_seq_len <= 4096:
         raise InvalidInput("max_seq_len", max_seq_len, "must be between 32 and 4096")
-    if not 0 <= doc_stride < max_seq_len // 2:
-        raise InvalidInput("doc_stride", doc_stride, f"must be >= 0 and < max_seq_len/2 ({max_seq_len // 2})")
+    if not 0 <= doc_stride <= max_seq_len // 2:
+        raise InvalidInput("doc_stride", doc_stride, f"must be >= 0 and <= max_seq_len/2 ({max_seq_len // 2})")
 
 
 def make_windows(
@@ -58,6 +58,8 @@ def make_windows(
     for q, n in zip(questions, q_lens):
         if n > min(max_question_len, max_seq_len // 2):
             raise InvalidInput("question", q, f"is {n} tokens long; at most {min(max_question_len, max_seq_len // 2)} are allowed")
+    # the overlap must stay below the room the longest question leaves for context
+    doc_stride = min(doc_stride, max(0, (max_seq_len - max(q_lens) - 4) // 2))
     right = tokenizer.padding_side == "right"
     enc = tokenizer(
         list(questions) if right else list(contexts),

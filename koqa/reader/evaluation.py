@@ -1,0 +1,41 @@
+"""Evaluate a reader on SQuAD-layout examples with the official KorQuAD metric.
+
+>>> from koqa.reader.korquad import QAExample
+>>> class Echo:  # any Reader works; this one answers with the first word
+...     def read_batch(self, qs, cs, top_k=1):
+...         from koqa.reader.base import Span
+...         return [[Span(c[0].split()[0], 0, 0, 0.0, 1.0, 1.0)] for c in cs]
+>>> ex = [QAExample("1", "수도는?", "서울 은 수도", (("서울", 0),))]
+>>> evaluate_reader(Echo(), ex, progress=False)[0]
+{'exact_match': 100.0, 'f1': 100.0, 'questions': 1}
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from tqdm import tqdm
+
+from koqa.reader.korquad import QAExample, evaluate
+
+
+def predict(reader, examples: Sequence[QAExample], *, batch_questions: int = 64, progress: bool = True,
+            **options) -> dict[str, str]:
+    """id → best answer text, reading ``batch_questions`` questions per reader call."""
+    preds: dict[str, str] = {}
+    bar = tqdm(total=len(examples), desc="reading", unit="q", disable=not progress)
+    for i in range(0, len(examples), batch_questions):
+        chunk = examples[i : i + batch_questions]
+        spans = reader.read_batch([e.question for e in chunk], [[e.context] for e in chunk], top_k=1, **options)
+        for e, s in zip(chunk, spans):
+            preds[e.id] = s[0].text if s else ""
+        bar.update(len(chunk))
+    bar.close()
+    return preds
+
+
+def evaluate_reader(reader, examples: Sequence[QAExample], *, progress: bool = True, **options):
+    """(metrics with the question count, predictions) of ``reader`` on ``examples``."""
+    preds = predict(reader, examples, progress=progress, **options)
+    metrics = evaluate({e.id: e.answer_texts for e in examples}, preds)
+    return {**metrics, "questions": len(examples)}, preds

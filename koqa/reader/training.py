@@ -1,0 +1,203 @@
+"""Fine-tune any encoder or QA checkpoint for span extraction (``koqa train``).
+
+Resumable: every ``checkpoint_every`` optimiser steps the trainable weights,
+optimiser, scheduler, step and data order go to ``OUT/checkpoint/`` (written to a
+temporary folder, then renamed), and a new run with the same ``OUT`` continues from
+there. The result is a standard Hugging Face folder that ``QAReader`` loads.
+
+>>> cfg = TrainConfig(base="koqa:e5-small-ko", train=("korquad-train:dev.json.gz",), out="runs/x")
+>>> cfg.max_seq_len, cfg.doc_stride
+(256, 128)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from koqa.errors import InvalidInput
+from koqa.reader.features import Feature, build_features
+from koqa.reader.korquad import read_train_spec
+from koqa.reader.windows import pad_batch
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    base: str
+    train: tuple[str, ...]
+    out: str
+    eval: str | None = None
+    epochs: float = 2.0
+    lr: float = 5e-5
+    batch_size: int = 16
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    max_seq_len: int = 256
+    doc_stride: int = 128
+    seed: int = 42
+    freeze_embeddings: bool = False
+    freeze_layers: int = 0
+    checkpoint_every: int = 100
+    max_steps: int | None = None
+    threads: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _batches(feats: list[Feature], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffled batches of similar-length windows (less padding), deterministic in ``seed``."""
+    rng = random.Random(seed)
+    order = list(range(len(feats)))
+    rng.shuffle(order)
+    group = batch_size * 50
+    batches = []
+    for g in range(0, len(order), group):
+        part = sorted(order[g : g + group], key=lambda i: len(feats[i].window))
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _freeze(model, cfg: TrainConfig) -> None:
+    base = getattr(model, model.base_model_prefix)
+    if cfg.freeze_embeddings or cfg.freeze_layers:
+        for p in base.embeddings.parameters():
+            p.requires_grad = False
+    for layer in base.encoder.layer[: cfg.freeze_layers]:
+        for p in layer.parameters():
+            p.requires_grad = False
+
+
+def _load_data(cfg: TrainConfig, tokenizer, log) -> list[Feature]:
+    examples = []
+    for i, spec in enumerate(cfg.train):
+        ex, dropped = read_train_spec(spec, seed=cfg.seed + i)
+        log(f"{spec}: {len(ex)} questions, {dropped} answers dropped (offset does not match text)")
+        examples += ex
+    return build_features(tokenizer, examples, max_seq_len=cfg.max_seq_len, doc_stride=cfg.doc_stride)
+
+
+def train(cfg: TrainConfig, log=print) -> dict:
+    """Run (or resume) training; returns the summary written to ``OUT/train_summary.json``."""
+    import torch
+    from tqdm import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from koqa.reader.loading import load_qa_model, load_tokenizer, resolve
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    path = resolve(cfg.base)
+    tokenizer = load_tokenizer(path)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_qa_model(path, "float32", device).train()
+    _freeze(model, cfg)
+    feats = _load_data(cfg, tokenizer, log)
+    per_epoch = math.ceil(len(feats) / cfg.batch_size)
+    total = cfg.max_steps or math.ceil(per_epoch * cfg.epochs)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * total), total)
+    step, losses = _resume(out, model, opt, sched, cfg, log)
+    pad = tokenizer.pad_token_id or 0
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    bar = tqdm(total=total, initial=step, desc="training", unit="step")
+    started = time.time()
+    order: dict[int, list[list[int]]] = {}
+    while step < total:
+        epoch, pos = divmod(step, per_epoch)
+        if epoch not in order:
+            order = {epoch: _batches(feats, cfg.batch_size, cfg.seed + epoch)}
+        batch_ids = order[epoch][pos]
+        batch = [feats[i] for i in batch_ids]
+        inputs = {k: torch.from_numpy(v).to(device) for k, v in pad_batch([f.window for f in batch], pad).items()}
+        inputs["start_positions"] = torch.tensor([f.start for f in batch], device=device)
+        inputs["end_positions"] = torch.tensor([f.end for f in batch], device=device)
+        with amp:
+            loss = model(**inputs).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        losses.append(float(loss))
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", epoch=f"{step / per_epoch:.2f}")
+        if step % cfg.checkpoint_every == 0 or step == total:
+            _save_checkpoint(out, model, opt, sched, step, losses, cfg)
+    bar.close()
+    model.eval()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    summary = {"config": asdict(cfg), "features": len(feats), "steps": step, "train_seconds_this_run": time.time() - started,
+               "final_loss": float(np.mean(losses[-50:])) if losses else None, "device": device}
+    if cfg.eval:
+        summary["eval"] = evaluate_folder(out, cfg.eval, max_seq_len=384)
+        log(f"eval {cfg.eval}: {summary['eval']}")
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary
+
+
+def evaluate_folder(folder: Path | str, spec: str, **reader_options) -> dict:
+    """EM/F1 of the reader in ``folder`` on the examples of ``spec`` (see ``read_train_spec``)."""
+    from koqa.reader import QAReader
+    from koqa.reader.evaluation import evaluate_reader
+
+    examples, _ = read_train_spec(spec)
+    reader = QAReader.from_pretrained(str(folder), **reader_options)
+    metrics, _ = evaluate_reader(reader, examples)
+    return metrics
+
+
+def _trainable_state(model) -> dict:
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v for k, v in model.state_dict().items() if k in names}
+
+
+def _save_checkpoint(out: Path, model, opt, sched, step: int, losses: list, cfg: TrainConfig) -> None:
+    import torch
+
+    tmp, final = out / "checkpoint.tmp", out / "checkpoint"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    torch.save({"model": _trainable_state(model), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "step": step, "losses": losses}, tmp / "state.pt")
+    (tmp / "config.json").write_text(json.dumps(asdict(cfg), ensure_ascii=False))
+    old = out / "checkpoint.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _resume(out: Path, model, opt, sched, cfg: TrainConfig, log) -> tuple[int, list]:
+    import torch
+
+    ckpt = out / "checkpoint"
+    if not (ckpt / "state.pt").exists():
+        return 0, []
+    saved = json.loads((ckpt / "config.json").read_text())
+    mine = asdict(cfg)
+    keys = ("base", "train", "batch_size", "max_seq_len", "doc_stride", "seed", "epochs", "lr", "max_steps")
+    if any(saved.get(k) != (list(mine[k]) if isinstance(mine[k], tuple) else mine[k]) for k in keys):
+        raise InvalidInput("out", str(out), "holds a checkpoint made with other settings; use another --out or delete it")
+    state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"], strict=False)
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    log(f"resuming from step {state['step']}")
+    return state["step"], state["losses"]
