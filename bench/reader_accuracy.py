@@ -1,0 +1,51 @@
+"""Reader accuracy on KorQuAD-dev eval-split (last 40 articles), with and without particle trimming.
+
+    python bench/reader_accuracy.py                       # the default reader
+    python bench/reader_accuracy.py --reader runs/en-ko --limit 300
+
+Prints a table and writes bench/results/reader_accuracy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("KOQA_SHARED", ROOT.parent / "shared"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reader", default="koqa:reader-small")
+    ap.add_argument("--data", default=str(SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz"))
+    ap.add_argument("--limit", type=int, default=None, help="a seeded sample of N eval-split questions")
+    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "reader_accuracy.json"))
+    args = ap.parse_args()
+
+    from koqa.reader import QAReader
+    from koqa.reader.evaluation import evaluate_reader
+    from koqa.reader.korquad import read_train_spec
+
+    examples, _ = read_train_spec(f"korquad-eval:{args.data}" + (f":{args.limit}" if args.limit else ""))
+    rows = []
+    for trim in (False, True):
+        reader = QAReader.from_pretrained(args.reader, backend=args.backend, trim_particles=trim)
+        t0 = time.perf_counter()
+        metrics, _ = evaluate_reader(reader, examples)
+        rows.append({"reader": args.reader, "backend": args.backend, "trim_particles": trim,
+                     "seconds": round(time.perf_counter() - t0, 1), **metrics})
+    print(f"{'reader':<28} {'trim':<6} {'EM':>6} {'F1':>6} {'questions':>9} {'seconds':>8}")
+    for r in rows:
+        print(f"{r['reader'][-28:]:<28} {str(r['trim_particles']):<6} {r['exact_match']:6.2f} {r['f1']:6.2f} "
+              f"{r['questions']:>9} {r['seconds']:>8}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"split": "korquad-dev eval-split (articles 101-140)", "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
