@@ -1,0 +1,97 @@
+"""``koqa models``: list, prepare and resolve models; make and apply reader deltas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from koqa.cli.app import app, handles_errors
+from koqa.settings import Settings
+
+models_app = typer.Typer(help="Built-in models and the model cache.", no_args_is_help=False)
+app.add_typer(models_app, name="models")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _print_status(statuses, as_json: bool) -> None:
+    if as_json:
+        rows = [{
+            "name": s.model.name, "path": str(s.path), "built": s.built, "size_bytes": s.size_bytes,
+            "available": s.available, "description": s.model.description,
+            "provenance": s.model.provenance, "licence": s.model.licence, "note": s.note,
+        } for s in statuses]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for s in statuses:
+        state = f"built, {_mb(s.size_bytes)}" if s.built else ("not built" if s.available else "not available")
+        typer.echo(f"{s.model.name}  [{state}]")
+        typer.echo(f"  path:       {s.path}")
+        typer.echo(f"  model:      {s.model.description}")
+        typer.echo(f"  provenance: {s.model.provenance}")
+        typer.echo(f"  licence:    {s.model.licence}")
+        if s.note:
+            typer.echo(f"  note:       {s.note}")
+
+
+@models_app.callback(invoke_without_command=True)
+@handles_errors
+def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the built-in models: cache path, whether built, size, provenance, licence."""
+    if ctx.invoked_subcommand is None:
+        from koqa.models.registry import list_models
+
+        _print_status(list_models(Settings.from_env()), as_json)
+
+
+@models_app.command()
+@handles_errors
+def prepare(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Build the model cache now (the base encoder; the reader when its delta exists)."""
+    from koqa.models.registry import prepare_models
+
+    _print_status(prepare_models(Settings.from_env()), as_json)
+
+
+@models_app.command()
+@handles_errors
+def resolve(name: str = typer.Argument(..., help="koqa: name, folder or hub name.")) -> None:
+    """Print the local folder for NAME (builds a built-in on first use)."""
+    from koqa.models.registry import resolve_model
+
+    typer.echo(resolve_model(name, Settings.from_env()))
+
+
+@models_app.command("make-delta")
+@handles_errors
+def make_delta_cmd(
+    tuned: Path = typer.Option(..., help="Fine-tuned model folder (safetensors)."),
+    out: Path = typer.Option(..., help="Delta folder to write (e.g. models/koqa-reader-small)."),
+    base: str = typer.Option("koqa:e5-small-ko", help="Base it was tuned from: koqa: name or folder."),
+) -> None:
+    """Store TUNED as a small delta on BASE (int8/low-rank deltas, exact small tensors)."""
+    from koqa.models.delta import make_delta
+    from koqa.models.registry import resolve_model
+
+    report = make_delta(resolve_model(base, Settings.from_env()), tuned, out,
+                        base_name=base if base.startswith("koqa:") else str(base))
+    typer.echo(f"wrote {report.out_dir}: {_mb(report.size_bytes)}, max |weight error| "
+               f"{report.max_abs_error:.3g}, tensors by codec {report.methods}")
+
+
+@models_app.command("apply-delta")
+@handles_errors
+def apply_delta_cmd(
+    delta: Path = typer.Option(..., help="Delta folder (delta.json, delta.safetensors, config.json)."),
+    out: Path = typer.Option(..., help="Folder to write the assembled model into."),
+    base: str = typer.Option("koqa:e5-small-ko", help="Base: koqa: name or folder."),
+) -> None:
+    """Assemble a delta onto its base into a normal Hugging Face folder."""
+    from koqa.models.delta import apply_delta
+    from koqa.models.registry import resolve_model
+
+    typer.echo(apply_delta(resolve_model(base, Settings.from_env()), delta, out))
