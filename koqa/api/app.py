@@ -1,0 +1,115 @@
+"""The FastAPI app factory: a thin HTTP shell over :class:`koqa.QAPipeline` and the store.
+
+>>> from koqa.settings import Settings
+>>> from koqa.pipeline.fakes import FakeReader, MemoryRetriever
+>>> app = create_app(Settings.from_env({"KOQA_HOME": "/tmp/kq"}),
+...                  reader=FakeReader(), store=MemoryRetriever({"demo": []}))
+>>> sorted(p for p in app.openapi()["paths"] if p.startswith("/models"))
+['/models/reader']
+
+Models load once, in the lifespan (at server start), unless injected; tests inject
+small parts. Run it with ``koqa serve`` or ``uvicorn`` (``create_app`` as factory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+import koqa
+from koqa.api.batcher import MicroBatcher
+from koqa.api.config import ServerConfig
+from koqa.api.errors import ApiKeyGuard, BodyLimit, install_error_handlers
+from koqa.pipeline.qa import QAPipeline
+from koqa.settings import Settings
+
+STATIC = Path(__file__).with_name("static")
+
+
+@dataclass
+class ServerState:
+    """The live parts of one server, built in the lifespan and read by the routes."""
+
+    settings: Settings
+    config: ServerConfig
+    store: Any
+    reader: Any
+    pipeline: QAPipeline
+    batcher: MicroBatcher
+    store_lock: threading.Lock
+
+    async def in_store(self, fn: Callable, *args, **kwargs):
+        """Run a blocking store call in a thread, one at a time (SQLite/FAISS writers are not concurrent)."""
+
+        def locked():
+            with self.store_lock:
+                return fn(*args, **kwargs)
+
+        return await asyncio.to_thread(locked)
+
+
+def state(request: Request) -> ServerState:
+    return request.app.state.koqa
+
+
+def create_app(settings: Settings, *, reader=None, store=None, config: ServerConfig | None = None) -> FastAPI:
+    """An app serving ``reader`` and ``store`` (loaded from ``settings`` at start when None)."""
+    config = config or ServerConfig()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        live_reader = reader if reader is not None else _load_reader(settings)
+        live_store = store if store is not None else _load_store(settings)
+        pipeline = QAPipeline(live_store, live_reader, threshold=config.threshold)
+        batcher = MicroBatcher(live_reader, max_batch_size=config.max_batch_size, max_wait_s=config.max_wait_s,
+                               max_queue=config.max_queue, retry_after_s=config.retry_after_s)
+        app.state.koqa = ServerState(settings, config, live_store, live_reader, pipeline, batcher, threading.Lock())
+        try:
+            async with batcher:
+                yield
+        finally:
+            if store is None and hasattr(live_store, "close"):
+                live_store.close()
+
+    app = FastAPI(title="koqa", version=koqa.__version__, lifespan=lifespan,
+                  description="Korean question answering over your documents. Errors: "
+                              '`{"error": {"field", "message"}}`. Send `X-API-Key` when the server has a key.')
+    install_error_handlers(app)
+    from koqa.api import routes_docs, routes_qa
+
+    app.include_router(routes_qa.router)
+    app.include_router(routes_docs.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+    # Outermost first: the key check, then the size limit, before any route reads the body.
+    # The page and the docs hold no data, so they stay reachable to enter a key.
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(ApiKeyGuard, api_key=config.api_key or settings.api_key,
+                       public=("/health", "/", "/docs", "/openapi.json", "/redoc", "/favicon.ico"),
+                       public_prefixes=("/static/", "/docs/"))
+    return app
+
+
+def _load_reader(settings: Settings):
+    from koqa.reader import QAReader
+
+    return QAReader.from_pretrained(settings.reader)
+
+
+def _load_store(settings: Settings):
+    from koqa.ingest.embedders import load_embedder
+    from koqa.retriever.store import DocumentStore
+
+    return DocumentStore.from_settings(settings, load_embedder(settings.embedder))

@@ -1,0 +1,41 @@
+"""Server options (read once at start-up by ``koqa serve`` or passed to ``create_app``).
+
+>>> ServerConfig().max_wait_s
+0.005
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from koqa.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Micro-batching, limits and the API key of one server.
+
+    ``max_batch_size`` questions at most go into one reader call; the batcher waits
+    at most ``max_wait_ms`` for more after the first; a request that finds
+    ``max_queue`` questions waiting gets 503 + ``Retry-After: retry_after_s``.
+    ``api_key`` None means: the ``KOQA_API_KEY`` of the settings (None there too: open).
+    """
+
+    max_batch_size: int = 16
+    max_wait_ms: float = 5.0
+    max_queue: int = 64
+    retry_after_s: int = 1
+    max_body_bytes: int = 32 * 1024 * 1024
+    api_key: str | None = None
+    threshold: float | None = None  # abstain threshold; None = the calibration file's
+
+    def __post_init__(self):
+        for name in ("max_batch_size", "max_queue", "retry_after_s", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise InvalidInput(name, getattr(self, name), "must be at least 1")
+        if self.max_wait_ms < 0:
+            raise InvalidInput("max_wait_ms", self.max_wait_ms, "must not be negative")
+
+    @property
+    def max_wait_s(self) -> float:
+        return self.max_wait_ms / 1000.0

@@ -1,0 +1,143 @@
+"""Collection and document routes: list, upload (files or JSON records), get, delete."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from koqa.api.app import ServerState, state
+from koqa.api.schemas import CollectionOut, DocumentOut, ErrorBody, IngestRequest, IngestResponse
+from koqa.types import Document
+
+router = APIRouter(tags=["documents"])
+
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422)}
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+MAX_FILES = 1000
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/IngestRequest"}},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        },
+    }
+}
+
+
+@router.get("/collections", response_model=list[CollectionOut], responses=ERRORS)
+async def list_collections(st: ServerState = Depends(state)) -> list[CollectionOut]:
+    names = await st.in_store(st.store.collections)
+    return [CollectionOut(name=getattr(c, "name", c), documents=getattr(c, "documents", None)) for c in names]
+
+
+@router.delete("/collections/{name}", responses=ERRORS)
+async def delete_collection(name: str, st: ServerState = Depends(state)) -> dict:
+    await st.in_store(st.store.delete_collection, name)
+    return {"deleted": name}
+
+
+@router.post("/collections/{name}/documents", response_model=IngestResponse, responses=ERRORS,
+             openapi_extra=_UPLOAD_DOC)
+async def add_documents(name: str, request: Request, st: ServerState = Depends(state)) -> IngestResponse:
+    """Ingest JSON records (``{"documents": [{"text", "id"?, "title"?, ...}]}``) or uploaded files
+    (multipart field ``files``; .txt .md .html .pdf .docx). All or nothing: a bad record or file
+    rejects the whole request before anything is stored. The collection is created if needed."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        docs = _records(await request.body())
+        report = await st.in_store(_ingest, st.store, name, docs)
+        ids = [d.id for d in docs]
+    elif ctype == "multipart/form-data":
+        async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES) as form:
+            uploads = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+            report, ids = await _ingest_uploads(st, name, uploads)
+    else:
+        raise HTTPException(415, {"field": "content-type",
+                                  "message": f"send application/json or multipart/form-data, not {ctype or 'nothing'!r}"})
+    return IngestResponse(collection=name, documents=ids, **_counts(report))
+
+
+@router.get("/collections/{name}/documents", response_model=list[DocumentOut], responses=ERRORS)
+async def list_documents(name: str, st: ServerState = Depends(state)) -> list[DocumentOut]:
+    docs = await st.in_store(st.store.list_documents, name)
+    return [DocumentOut(id=d.id, title=d.title, source=d.source, meta=dict(d.meta)) for d in docs]
+
+
+@router.get("/collections/{name}/documents/{doc_id}", response_model=DocumentOut, responses=ERRORS)
+async def get_document(name: str, doc_id: str, st: ServerState = Depends(state)) -> DocumentOut:
+    d = await st.in_store(st.store.get_document, name, doc_id)
+    return DocumentOut(id=d.id, title=d.title, source=d.source, text=d.text, meta=dict(d.meta))
+
+
+@router.delete("/collections/{name}/documents/{doc_id}", responses=ERRORS)
+async def delete_document(name: str, doc_id: str, st: ServerState = Depends(state)) -> dict:
+    await st.in_store(st.store.delete_document, name, doc_id)
+    return {"deleted": doc_id, "collection": name}
+
+
+def _records(raw: bytes) -> list[Document]:
+    try:
+        req = IngestRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    return [Document(id=r.id or hashlib.sha1(r.text.encode()).hexdigest()[:16], text=r.text, title=r.title,
+                     source=r.source, meta=r.meta) for r in req.documents]
+
+
+async def _ingest_uploads(st: ServerState, name: str, uploads: list[UploadFile]):
+    if not uploads:
+        raise HTTPException(422, {"field": "files", "message": "no file in the multipart field 'files'"})
+    for i, up in enumerate(uploads):
+        if Path(up.filename or "").suffix.lower() not in SUFFIXES:
+            raise HTTPException(415, {"field": f"files[{i}]", "message":
+                                      f"unsupported file type {up.filename!r}; supported: {' '.join(SUFFIXES)}"})
+    with tempfile.TemporaryDirectory(prefix="koqa-upload-") as tmp:
+        paths = []
+        for i, up in enumerate(uploads):
+            path = Path(tmp) / str(i) / Path(up.filename).name  # the name, never a path the client chose
+            path.parent.mkdir()
+            path.write_bytes(await up.read())
+            paths.append(path)
+        report = await st.in_store(_ingest_paths, st.store, name, paths)
+    return report, [Path(u.filename).name for u in uploads]
+
+
+def _ingest(store, name: str, docs: list[Document]):
+    created = _ensure_collection(store, name)
+    try:
+        return store.ingest(name, docs)
+    except Exception:
+        if created:
+            store.delete_collection(name)
+        raise
+
+
+def _ingest_paths(store, name: str, paths: list[Path]):
+    created = _ensure_collection(store, name)
+    try:
+        return store.ingest_paths(name, paths)
+    except Exception:
+        if created:
+            store.delete_collection(name)
+        raise
+
+
+def _ensure_collection(store, name: str) -> bool:
+    if name in {getattr(c, "name", c) for c in store.collections()}:
+        return False
+    store.create_collection(name)
+    return True
+
+
+def _counts(report) -> dict:
+    return {k: (len(v) if isinstance(v, (list, tuple)) else int(v))
+            for k, v in ((k, getattr(report, k)) for k in ("added", "updated", "skipped", "failed"))}

@@ -1,0 +1,183 @@
+"""The HTTP API on a real uvicorn server on 127.0.0.1: /ask, /models/reader, batching, 503, auth, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+import pytest
+
+from koqa.api import ServerConfig, create_app
+from koqa.api.server import serve_in_thread
+from koqa.pipeline.fakes import FakeReader, MemoryRetriever
+from koqa.settings import Settings
+
+DOCS = {"history": [
+    ("sejong", "세종", "세종대왕은 1443년 훈민정음을 창제하였다. 훈민정음은 1446년에 반포되었다."),
+    ("yi", "이순신", "이순신은 조선 중기의 무신으로 임진왜란 때 수군을 이끌었다."),
+]}
+Q = "훈민정음을 창제한 왕은 누구인가?"
+
+
+def make_app(tmp_path, reader=None, **config):
+    settings = Settings.from_env({"KOQA_HOME": str(tmp_path)})
+    return create_app(settings, reader=reader or FakeReader({Q: "세종대왕"}), store=MemoryRetriever(DOCS),
+                      config=ServerConfig(**config))
+
+
+@pytest.fixture
+def server(tmp_path):
+    reader = FakeReader({Q: "세종대왕"})
+    with serve_in_thread(make_app(tmp_path, reader, max_body_bytes=4096)) as url:
+        yield url, reader
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_ask_returns_ranked_answers_with_sources(server):
+    url, _ = server
+    r = httpx.post(url + "/ask", json={"question": Q, "collection": "history", "return_passages": True})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    best = body["answers"][0]
+    assert best["text"] == "세종대왕" and best["doc_id"] == "sejong"
+    assert (best["start"], best["end"]) == (0, 4)
+    assert best["context"].startswith("**세종대왕**")
+    p = best["passage"]
+    assert p["text"][p["answer_start"]:p["answer_end"]] == "세종대왕"
+    assert 0.0 <= best["score"] <= 1.0 and body["no_answer"] is False
+    assert set(body["timings"]) == {"retrieve_s", "read_s"}
+
+
+def test_hf_reader_endpoint_shapes(server):
+    url, _ = server
+    one = {"question": Q, "context": "세종대왕은 훈민정음을 창제하였다."}
+    r = httpx.post(url + "/models/reader", json={"inputs": one})
+    assert r.status_code == 200
+    assert list(r.json()) == ["score", "start", "end", "answer"]  # the HF key order
+    assert r.json()["answer"] == "세종대왕" and (r.json()["start"], r.json()["end"]) == (0, 4)
+    many = httpx.post(url + "/models/reader", json={"inputs": [one, one], "parameters": {"top_k": 2}}).json()
+    assert isinstance(many, list) and len(many) == 2 and all(isinstance(m, list) and len(m) == 2 for m in many)
+    single_list = httpx.post(url + "/models/reader", json={"inputs": [one]}).json()
+    assert isinstance(single_list, list) and single_list[0]["answer"] == "세종대왕"
+
+
+def test_concurrent_requests_share_one_reader_batch(tmp_path):
+    gate = threading.Event()
+    reader = FakeReader({Q: "세종대왕"}, gate=gate)
+    with serve_in_thread(make_app(tmp_path, reader, max_batch_size=8, max_wait_ms=50)) as url:
+
+        async def burst():
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                first = asyncio.create_task(client.post("/ask", json={"question": Q, "collection": "history"}))
+                await asyncio.to_thread(wait_for, lambda: reader.batches == [1])  # held in the reader
+                rest = [asyncio.create_task(client.post("/ask", json={"question": Q, "collection": "history"}))
+                        for _ in range(5)]
+                await asyncio.to_thread(wait_for, lambda: httpx.get(url + "/health").json()["batcher"]["queued"] == 5)
+                gate.set()
+                return await asyncio.gather(first, *rest)
+
+        responses = asyncio.run(burst())
+        assert [r.status_code for r in responses] == [200] * 6
+        assert all(r.json()["answers"][0]["text"] == "세종대왕" for r in responses)
+        assert reader.batches == [1, 5]  # the five waiting requests went through the reader together
+        stats = httpx.get(url + "/health").json()["batcher"]
+        assert (stats["batches"], stats["items"], stats["largest"]) == (2, 6, 5)
+
+
+def test_full_queue_answers_503_with_retry_after(tmp_path):
+    gate = threading.Event()
+    reader = FakeReader({Q: "세종대왕"}, gate=gate)
+    with serve_in_thread(make_app(tmp_path, reader, max_queue=2, max_batch_size=1, retry_after_s=3)) as url:
+
+        async def flood():
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                body = {"question": Q, "collection": "history"}
+                held = [asyncio.create_task(client.post("/ask", json=body))]
+                await asyncio.to_thread(wait_for, lambda: reader.batches == [1])
+                held += [asyncio.create_task(client.post("/ask", json=body)) for _ in range(2)]
+                await asyncio.to_thread(wait_for, lambda: httpx.get(url + "/health").json()["batcher"]["queued"] == 2)
+                refused = await client.post("/ask", json=body)
+                gate.set()
+                return refused, await asyncio.gather(*held)
+
+        refused, held = asyncio.run(flood())
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "3"
+        assert "busy" in refused.json()["error"]["message"]
+        assert [r.status_code for r in held] == [200, 200, 200]
+
+
+def test_api_key_protects_everything_but_health_and_the_page(tmp_path):
+    with serve_in_thread(make_app(tmp_path, api_key="s3cret")) as url:
+        body = {"question": Q, "collection": "history"}
+        assert httpx.get(url + "/health").status_code == 200
+        assert httpx.get(url + "/").status_code == 200
+        r = httpx.post(url + "/ask", json=body)
+        assert r.status_code == 401 and r.json()["error"]["field"] == "X-API-Key"
+        assert httpx.post(url + "/ask", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
+        assert httpx.post(url + "/ask", json=body, headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert httpx.post(url + "/models/reader", json={"inputs": {"question": "a", "context": "b"}}).status_code == 401
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ('{"question": "세종', 400, "body"),
+    ("[]", 422, "body"),
+    ('{"question": ""}', 422, "question"),
+    ('{"question": "   "}', 422, "question"),
+    ('{"question": 5}', 422, "question"),
+    ('{"question": "왕은?", "top_k_passages": "5"}', 422, "top_k_passages"),
+    ('{"question": "왕은?", "top_k_passages": 0}', 422, "top_k_passages"),
+    ('{"question": "왕은?", "mode": "fuzzy"}', 422, "mode"),
+    ('{"question": "왕은?", "threshold": 2}', 422, "threshold"),
+    ('{"question": "왕은?", "colection": "history"}', 422, "colection"),
+    ('{"question": "왕은?", "collection": "nope"}', 404, "collection"),
+])
+def test_bad_ask_requests_name_the_field(server, body, status, field):
+    url, _ = server
+    r = httpx.post(url + "/ask", content=body.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["field"] == field
+    assert "Traceback" not in r.text
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"inputs": {"question": "왕은?"}}, "inputs.context"),
+    ({"inputs": [{"question": "왕은?", "context": 3}]}, "inputs[0].context"),
+    ({"inputs": {"question": "", "context": "본문"}}, "inputs.question"),
+    ({"inputs": {"question": "왕은?", "context": "본문"}, "parameters": {"top_k": 0}}, "parameters.top_k"),
+    ({"inputs": {"question": "왕은?", "context": "본문"}, "parameters": {"topk": 2}}, "parameters.topk"),
+    ({"inputs": []}, "inputs"),
+])
+def test_bad_reader_requests_name_the_field(server, body, field):
+    url, _ = server
+    r = httpx.post(url + "/models/reader", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+
+
+def test_oversize_body_is_413(server):
+    url, _ = server
+    r = httpx.post(url + "/ask", json={"question": "가" * 3000})
+    assert r.status_code == 413 and r.json()["error"]["field"] == "body"
+
+    def chunks():  # no Content-Length: the limit is enforced while streaming
+        for _ in range(10):
+            yield b" " * 1000
+
+    r = httpx.post(url + "/ask", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_openapi_docs_are_served(server):
+    url, _ = server
+    spec = httpx.get(url + "/openapi.json").json()
+    assert {"/ask", "/models/reader", "/health", "/collections", "/collections/{name}/documents"} <= set(spec["paths"])
+    assert httpx.get(url + "/docs").status_code == 200
