@@ -105,11 +105,11 @@ def create_app(settings: Settings, *, reader=None, store=None, config: ServerCon
 def _load_reader(settings: Settings):
     from koqa.reader import QAReader
 
-    return QAReader.from_pretrained(settings.reader)
+    return QAReader.from_pretrained(settings.reader, settings=settings)
 
 
 def _load_store(settings: Settings):
     from koqa.ingest.embedders import load_embedder
     from koqa.retriever.store import DocumentStore
 
-    return DocumentStore.from_settings(settings, load_embedder(settings.embedder))
+    return DocumentStore.from_settings(settings, load_embedder(settings.embedder, settings=settings))

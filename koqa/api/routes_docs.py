@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -18,7 +20,6 @@ from koqa.types import Document
 router = APIRouter(tags=["documents"])
 
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422)}
-SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 MAX_FILES = 1000
 
 _UPLOAD_DOC = {
@@ -49,7 +50,7 @@ async def delete_collection(name: str, st: ServerState = Depends(state)) -> dict
              openapi_extra=_UPLOAD_DOC)
 async def add_documents(name: str, request: Request, st: ServerState = Depends(state)) -> IngestResponse:
     """Ingest JSON records (``{"documents": [{"text", "id"?, "title"?, ...}]}``) or uploaded files
-    (multipart field ``files``; .txt .md .html .pdf .docx). All or nothing: a bad record or file
+    (multipart field ``files``; .txt .md .html .pdf .docx .jsonl). All or nothing: a bad record or file
     rejects the whole request before anything is stored. The collection is created if needed."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
@@ -85,15 +86,25 @@ async def delete_document(name: str, doc_id: str, st: ServerState = Depends(stat
 
 
 def _records(raw: bytes) -> list[Document]:
+    from koqa.ingest.loaders import LoadError, make_document
+
     try:
         req = IngestRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    return [Document(id=r.id or hashlib.sha1(r.text.encode()).hexdigest()[:16], text=r.text, title=r.title,
-                     source=r.source, meta=r.meta) for r in req.documents]
+    docs = []
+    for i, r in enumerate(req.documents):
+        try:
+            docs.append(make_document(r.text, doc_id=r.id or "", title=r.title, source=r.source, meta=r.meta))
+        except LoadError as exc:
+            raise HTTPException(422, {"field": f"documents[{i}].text", "message": exc.reason}) from None
+    return _unique(docs, "documents")
 
 
 async def _ingest_uploads(st: ServerState, name: str, uploads: list[UploadFile]):
+    """Every file is parsed before anything is stored, so one bad file rejects the request whole."""
+    from koqa.ingest.loaders import SUFFIXES
+
     if not uploads:
         raise HTTPException(422, {"field": "files", "message": "no file in the multipart field 'files'"})
     for i, up in enumerate(uploads):
@@ -101,30 +112,53 @@ async def _ingest_uploads(st: ServerState, name: str, uploads: list[UploadFile])
             raise HTTPException(415, {"field": f"files[{i}]", "message":
                                       f"unsupported file type {up.filename!r}; supported: {' '.join(SUFFIXES)}"})
     with tempfile.TemporaryDirectory(prefix="koqa-upload-") as tmp:
-        paths = []
+        files = []
         for i, up in enumerate(uploads):
-            path = Path(tmp) / str(i) / Path(up.filename).name  # the name, never a path the client chose
+            path = Path(tmp) / str(i) / Path(up.filename).name  # the bare name, never a client's path
             path.parent.mkdir()
             path.write_bytes(await up.read())
-            paths.append(path)
-        report = await st.in_store(_ingest_paths, st.store, name, paths)
-    return report, [Path(u.filename).name for u in uploads]
+            files.append(path)
+        docs = await asyncio.to_thread(_parse_uploads, name, files)
+    report = await st.in_store(_ingest, st.store, name, docs)
+    return report, [d.id for d in docs]
+
+
+def _parse_uploads(collection: str, files: list[Path]) -> list[Document]:
+    from koqa.ingest.loaders import LoadError, load_file
+
+    docs: list[Document] = []
+    for i, path in enumerate(files):
+        try:
+            items = load_file(path)
+        except LoadError as exc:
+            raise HTTPException(422, {"field": f"files[{i}]", "message": f"{path.name}: {exc.reason}"}) from None
+        for item in items:
+            if isinstance(item, LoadError):
+                where = item.source.replace(str(path), path.name)
+                raise HTTPException(422, {"field": f"files[{i}]", "message": f"{where}: {item.reason}"})
+            if path.suffix.lower() != ".jsonl":  # a file's id follows its name, so re-uploading replaces it
+                item = replace(item, id=_upload_id(collection, path.name), source=path.name)
+            docs.append(item)
+    return _unique(docs, "files")
+
+
+def _upload_id(collection: str, filename: str) -> str:
+    return "u" + hashlib.sha256(f"{collection}\x00{filename}".encode()).hexdigest()[:16]
+
+
+def _unique(docs: list[Document], field: str) -> list[Document]:
+    seen: set[str] = set()
+    for doc in docs:
+        if doc.id in seen:
+            raise HTTPException(422, {"field": field, "message": f"document id {doc.id!r} appears twice in one request"})
+        seen.add(doc.id)
+    return docs
 
 
 def _ingest(store, name: str, docs: list[Document]):
     created = _ensure_collection(store, name)
     try:
         return store.ingest(name, docs)
-    except Exception:
-        if created:
-            store.delete_collection(name)
-        raise
-
-
-def _ingest_paths(store, name: str, paths: list[Path]):
-    created = _ensure_collection(store, name)
-    try:
-        return store.ingest_paths(name, paths)
     except Exception:
         if created:
             store.delete_collection(name)

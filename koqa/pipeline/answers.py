@@ -125,6 +125,7 @@ def source_record(occ: Occurrence, retrieval_score: float) -> dict:
     return {
         "doc_id": p.doc_id,
         "doc_title": p.title,
+        "source": p.source,
         "passage_id": p.id,
         "start": occ.doc_start,
         "end": occ.doc_end,

@@ -85,8 +85,8 @@ class QAPipeline:
         from koqa.reader import QAReader
         from koqa.retriever.store import DocumentStore
 
-        store = DocumentStore.from_settings(settings, load_embedder(settings.embedder))
-        return cls(store, QAReader.from_pretrained(settings.reader), **kwargs)
+        store = DocumentStore.from_settings(settings, load_embedder(settings.embedder, settings=settings))
+        return cls(store, QAReader.from_pretrained(settings.reader, settings=settings), **kwargs)
 
     # ------------------------------------------------------------------ public API
 

@@ -1,0 +1,79 @@
+"""``koqa ask`` and ``koqa serve``: thin shells over :class:`koqa.QAPipeline` and :mod:`koqa.api`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Optional
+
+import typer
+
+from koqa.cli.app import app, handles_errors
+from koqa.settings import Settings
+
+
+@app.command()
+@handles_errors
+def ask(
+    question: str = typer.Argument(..., help="The question, in Korean."),
+    collection: str = typer.Option("default", "--collection", "-c", help="Collection to search."),
+    top_k: int = typer.Option(20, "-k", "--top-k", help="Passages to retrieve and read."),
+    top_n: int = typer.Option(5, "-n", "--top-n", help="Answers to show."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or bm25 retrieval."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Abstain below this confidence (0..1)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Answer QUESTION from the documents of a collection, with each answer's source."""
+    from koqa.pipeline import QAPipeline
+
+    pipeline = QAPipeline.from_settings(Settings.from_env())
+    result = pipeline.run(question, collection, top_k, top_n, mode, threshold=threshold)
+    if as_json:
+        typer.echo(json.dumps({
+            "question": result.question, "collection": collection, "no_answer": result.no_answer,
+            "no_answer_score": result.no_answer_score, "threshold": result.threshold,
+            "answers": [asdict(a) for a in result.answers], "timings": dict(result.timings),
+        }, ensure_ascii=False, indent=2, default=list))
+        return
+    typer.echo(f"Q: {result.question}")
+    if not result.answers:
+        typer.echo("A: (no answer: nothing relevant was found in the collection)")
+        return
+    if result.no_answer:
+        typer.echo(f"A: (no confident answer: best confidence {result.answers[0].score:.2f} "
+                   f"< threshold {result.threshold:.2f}; candidates below)")
+    for rank, a in enumerate(result.answers, 1):
+        head = "A:" if rank == 1 and not result.no_answer else f"{rank}."
+        typer.echo(f"{head} {a.text}    (confidence {a.score:.2f})")
+        src = a.sources[0] if a.sources else {}
+        where = src.get("source") or a.doc_id
+        typer.echo(f"   source: {a.doc_title or a.doc_id} — {where} [chars {a.start}–{a.end}]"
+                   + (f", also in {len(a.sources) - 1} more passage(s)" if len(a.sources) > 1 else ""))
+        typer.echo(f"   {a.context}")
+        if rank == 1 and len(result.answers) > 1:
+            typer.echo("Other candidates:")
+
+
+@app.command()
+@handles_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    max_batch_size: int = typer.Option(16, help="Most questions in one reader batch."),
+    max_wait_ms: float = typer.Option(5.0, help="How long a batch waits for more requests."),
+    max_queue: int = typer.Option(64, help="Questions allowed to wait; more get 503 + Retry-After."),
+    max_body_mb: float = typer.Option(32.0, help="Largest request body (MB); larger gets 413."),
+    threshold: Optional[float] = typer.Option(None, help="Abstain below this confidence (default: calibration's)."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve the HTTP API and the web page (models load once at start). API key: env KOQA_API_KEY."""
+    import uvicorn
+
+    from koqa.api import ServerConfig, create_app
+
+    config = ServerConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
+                          max_body_bytes=int(max_body_mb * 1024 * 1024), threshold=threshold)
+    settings = Settings.from_env()
+    typer.echo(f"koqa: serving on http://{host}:{port}/ (docs at /docs)"
+               + (", API key required" if settings.api_key else ""), err=True)
+    uvicorn.run(create_app(settings, config=config), host=host, port=port, log_level=log_level)
