@@ -1,0 +1,128 @@
+"""A FAISS inner-product index whose ids are passage ids, saved atomically.
+
+``flat`` (exact, the default; an ``IndexIDMap2`` over ``IndexFlatIP``) and ``ivf``
+(inverted lists keeping the ids themselves, trained on the first batch added to an empty
+index) remove ids in place; ``hnsw`` (graph, for large collections) is rebuilt from its
+own stored vectors when ids are removed. Vectors are
+L2-normalised, so inner product = cosine.
+
+>>> import numpy as np
+>>> idx = DenseIndex(4)
+>>> idx.add([7, 9], np.eye(4, dtype=np.float32)[:2])
+>>> idx.search(np.eye(4, dtype=np.float32)[1], k=1)
+[(9, 1.0)]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from koqa.errors import InvalidInput
+from koqa.retriever.files import atomic_write
+
+KINDS = ("flat", "hnsw", "ivf")
+
+
+class DenseIndex:
+    def __init__(self, dim: int, kind: str = "flat", *, hnsw_m: int = 32, ef_search: int = 128, nprobe: int = 16):
+        if kind not in KINDS:
+            raise InvalidInput("index", kind, f"must be one of {', '.join(KINDS)}")
+        self.dim, self.kind = dim, kind
+        self.hnsw_m, self.ef_search, self.nprobe = hnsw_m, ef_search, nprobe
+        self.index = self._empty(0)
+
+    def _empty(self, n_train: int):
+        import faiss
+
+        if self.kind == "hnsw":
+            base = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        elif self.kind == "ivf":
+            nlist = max(1, min(int(4 * n_train ** 0.5), n_train // 39 or 1))
+            ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct(id) and remove by id
+            return ivf
+        else:
+            base = faiss.IndexFlatIP(self.dim)
+        return faiss.IndexIDMap2(base)
+
+    @property
+    def ids(self) -> np.ndarray:
+        import faiss
+
+        if self.kind != "ivf":
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        lists = self.index.invlists
+        parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                 for i in range(lists.nlist) if lists.list_size(i)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if len(ids) != len(vectors):
+            raise ValueError(f"{len(ids)} ids but {len(vectors)} vectors")
+        if not len(ids):
+            return
+        if self.kind == "ivf" and len(self) == 0:  # (re)train the coarse quantiser on this batch
+            self.index = self._empty(len(vectors))
+            self.index.train(vectors)
+        self.index.add_with_ids(vectors, np.asarray(ids, np.int64))
+
+    def remove(self, ids: Iterable[int]) -> None:
+        drop = np.fromiter(ids, np.int64)
+        if not len(drop) or not len(self):
+            return
+        if self.kind in ("flat", "ivf"):
+            self.index.remove_ids(drop)
+            return
+        keep_ids = self.ids
+        mask = ~np.isin(keep_ids, drop)
+        if mask.all():
+            return
+        vectors = self.vectors(keep_ids[mask])
+        self.index = self._empty(0)
+        self.add(keep_ids[mask].tolist(), vectors)
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of ``ids`` (all must be present)."""
+        out = np.zeros((len(ids), self.dim), np.float32)
+        for r, i in enumerate(ids):
+            out[r] = self.index.reconstruct(int(i))
+        return out
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if k <= 0 or not len(self):
+            return []
+        if self.kind == "hnsw":
+            _downcast(self.index.index).hnsw.efSearch = max(self.ef_search, k)
+        elif self.kind == "ivf":
+            self.index.nprobe = self.nprobe
+        scores, ids = self.index.search(np.asarray(query, np.float32).reshape(1, self.dim), min(k, len(self)))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def save(self, path: Path) -> None:
+        import faiss
+
+        data = faiss.serialize_index(self.index)
+        atomic_write(path, lambda f: f.write(data.tobytes()))
+
+    @classmethod
+    def load(cls, path: Path, dim: int, kind: str = "flat", **params) -> "DenseIndex":
+        import faiss
+
+        out = cls(dim, kind, **params)
+        out.index = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
+        if out.index.d != dim:
+            raise ValueError(f"{path}: dimension {out.index.d}, expected {dim}")
+        return out
+
+
+def _downcast(index):
+    import faiss
+
+    return faiss.downcast_index(index)
