@@ -1,0 +1,216 @@
+"""Fit the combined-confidence weights (``calibration.json``) on KorQuAD-dev train-split questions.
+
+    python -m koqa.pipeline.calibrate --korquad ../shared/data/korquad/KorQuAD_v1.0_dev.json.gz \\
+        --reader koqa:reader-small --out koqa/pipeline/calibration.json
+
+Procedure: all 140 KorQuAD-dev articles (one document each) go into a fresh store;
+every train-split question (articles 1–100) is asked with the real pipeline;
+each of its top-n candidate answers becomes one example (its features, label =
+official character F1 against the gold answer ≥ ``min_f1``). A logistic
+regression (L2, Newton's method, features standardised and folded back into raw
+weights) is fitted on 80 % of the questions and scored on the other 20 % (Brier,
+log loss, ECE, AUC, and the top-1 precision/coverage at the threshold), then
+refitted on all of them. Caveat: if the reader was trained on these questions its
+features look better than on new ones, so fit on a split the reader did not see
+when there is one (``--articles``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from koqa.pipeline import answers as ans
+from koqa.pipeline.calibration import DEFAULT_PATH, FEATURES, Calibration, features
+from koqa.pipeline.qa import QAPipeline
+from koqa.types import Document
+
+KORQUAD_COLLECTION = "korquad-dev"
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    answers: tuple[str, ...]
+    doc_id: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """One candidate answer of one question: its features and whether it is right."""
+
+    qid: str
+    rank: int
+    features: dict
+    label: int
+
+
+def article_documents(articles: Sequence[dict], first_index: int = 0) -> list[Document]:
+    """One document per article (paragraphs joined by a blank line), id ``korquad-<n>``."""
+    return [Document(id=f"korquad-{first_index + i:03d}", title=a.get("title", "").replace("_", " "),
+                     text="\n\n".join(p["context"] for p in a["paragraphs"]), source="KorQuAD 1.0 dev")
+            for i, a in enumerate(articles)]
+
+
+def article_questions(articles: Sequence[dict], first_index: int = 0) -> list[Question]:
+    return [Question(str(qa["id"]), qa["question"], tuple(a["text"] for a in qa["answers"]),
+                     f"korquad-{first_index + i:03d}")
+            for i, art in enumerate(articles) for p in art["paragraphs"] for qa in p["qas"] if qa["answers"]]
+
+
+def collect(pipeline: QAPipeline, questions: Sequence[Question], collection: str, *, top_k_passages: int = 20,
+            top_n_answers: int = 5, min_f1: float = 0.5, batch: int = 8, progress=None) -> list[Example]:
+    """Ask every question; each of its top-n candidates becomes a labelled example."""
+    from koqa.reader.korquad import f1_score
+
+    out: list[Example] = []
+    for i in range(0, len(questions), batch):
+        chunk = questions[i:i + batch]
+        hits = [pipeline.retrieve(q.text, collection, top_k_passages) for q in chunk]
+        spans = pipeline.read([q.text for q in chunk], hits, top_n_answers)
+        for q, h, s in zip(chunk, hits, spans):
+            cands = ans.candidates(s, h)
+            feats = [features(c, cands, h) for c in cands]
+            ranked = sorted(zip(feats, cands), key=lambda fc: -pipeline.calibration.logit(fc[0]))[:top_n_answers]
+            for rank, (f, c) in enumerate(ranked, 1):
+                label = int(max(f1_score(c.text, g) for g in q.answers) >= min_f1)
+                out.append(Example(q.id, rank, f, label))
+        if progress:
+            progress(min(i + batch, len(questions)), len(questions))
+    return out
+
+
+def fit(examples: Sequence[Example], names: Sequence[str] = FEATURES, *, l2: float = 1.0) -> tuple[tuple, float]:
+    """Logistic regression weights (raw feature scale) and bias by Newton's method."""
+    X = np.array([[e.features[n] for n in names] for e in examples], dtype=np.float64)
+    y = np.array([e.label for e in examples], dtype=np.float64)
+    mu, sd = X.mean(0), X.std(0)
+    sd[sd < 1e-9] = 1.0
+    Z = np.hstack([np.ones((len(X), 1)), (X - mu) / sd])
+    w = np.zeros(Z.shape[1])
+    penalty = np.full(Z.shape[1], l2)
+    penalty[0] = 0.0  # the bias is not shrunk
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(Z @ w, -30, 30)))
+        grad = Z.T @ (p - y) + penalty * w
+        hess = (Z * (p * (1 - p))[:, None]).T @ Z + np.diag(penalty) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    weights = w[1:] / sd
+    return tuple(float(v) for v in weights), float(w[0] - (w[1:] * mu / sd).sum())
+
+
+def metrics(cal: Calibration, examples: Sequence[Example]) -> dict[str, float]:
+    """How well ``cal`` is calibrated on ``examples``; top-1 precision/coverage at its threshold."""
+    p = np.array([cal.confidence(e.features) for e in examples])
+    y = np.array([e.label for e in examples], dtype=np.float64)
+    eps = 1e-12
+    bins = np.minimum((p * 10).astype(int), 9)
+    ece = sum(abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).mean() for b in range(10) if (bins == b).any())
+    top = np.array([e.rank == 1 for e in examples])
+    answered = top & (p >= cal.threshold)
+    return {
+        "examples": float(len(examples)),
+        "brier": float(((p - y) ** 2).mean()),
+        "log_loss": float(-(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)).mean()),
+        "ece": float(ece),
+        "auc": _auc(p, y),
+        "top1_accuracy": float(y[top].mean()) if top.any() else 0.0,
+        "coverage_at_threshold": float(answered.sum() / max(1, top.sum())),
+        "precision_at_threshold": float(y[answered].mean()) if answered.any() else 0.0,
+    }
+
+
+def _auc(p: np.ndarray, y: np.ndarray) -> float:
+    pos, neg = p[y == 1], p[y == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    ranks = np.argsort(np.argsort(np.concatenate([pos, neg]))) + 1
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def calibrate(examples: Sequence[Example], *, threshold: float = 0.25, min_f1: float = 0.5, l2: float = 1.0,
+              holdout: float = 0.2, seed: int = 0, fitted_on: str = "", reader: str = "") -> Calibration:
+    """Fit on (1 − holdout) of the questions, report on the rest, then refit on all."""
+    qids = sorted({e.qid for e in examples})
+    random.Random(seed).shuffle(qids)
+    held = set(qids[: int(len(qids) * holdout)])
+    train = [e for e in examples if e.qid not in held]
+    test = [e for e in examples if e.qid in held] or train
+    base = Calibration(features=FEATURES, weights=(0.0,) * len(FEATURES), bias=0.0, threshold=threshold,
+                       label_min_f1=min_f1, fitted_on=fitted_on, reader=reader)
+    w, b = fit(train, l2=l2)
+    held_metrics = metrics(replace(base, weights=w, bias=b), test)
+    default_metrics = metrics(replace(Calibration.load(), threshold=threshold), test)
+    w, b = fit(examples, l2=l2)
+    report = {f"heldout_{k}": round(v, 4) for k, v in held_metrics.items()}
+    report |= {f"heldout_default_weights_{k}": round(v, 4) for k, v in default_metrics.items()
+               if k in ("brier", "ece", "auc")}
+    report["questions"] = float(len(qids))
+    return replace(base, weights=w, bias=b, metrics=report)
+
+
+def load_korquad(path: Path, articles: str = "train") -> tuple[list[Document], list[Question]]:
+    """All 140 articles as the corpus; the questions of ``articles`` ("train", "eval" or "A:B")."""
+    from koqa.reader.korquad import load_squad
+
+    data = load_squad(path)["data"]
+    spans = {"train": (0, 100), "eval": (len(data) - 40, len(data))}
+    lo, hi = spans.get(articles) or tuple(int(x) for x in articles.split(":"))
+    return article_documents(data), [q for q in article_questions(data) if lo <= int(q.doc_id.split("-")[1]) < hi]
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--korquad", type=Path, required=True, help="KorQuAD_v1.0_dev.json(.gz)")
+    ap.add_argument("--reader", default=None, help="reader name or folder (default: settings)")
+    ap.add_argument("--embedder", default=None, help="embedder name (default: settings)")
+    ap.add_argument("--articles", default="train", help='questions of "train" (1–100), "eval" or "A:B"')
+    ap.add_argument("--limit", type=int, default=0, help="at most this many questions (seeded sample)")
+    ap.add_argument("--top-k", type=int, default=20)
+    ap.add_argument("--threshold", type=float, default=0.25)
+    ap.add_argument("--min-f1", type=float, default=0.5)
+    ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
+    args = ap.parse_args(list(argv) if argv is not None else None)
+
+    from koqa.ingest.embedders import load_embedder
+    from koqa.reader import QAReader
+    from koqa.retriever.store import DocumentStore
+    from koqa.settings import Settings
+
+    settings = Settings.from_env()
+    docs, questions = load_korquad(args.korquad, args.articles)
+    if args.limit and args.limit < len(questions):
+        questions = random.Random(0).sample(questions, args.limit)
+    reader = QAReader.from_pretrained(args.reader or settings.reader, settings=settings)
+    with tempfile.TemporaryDirectory(prefix="koqa-calibrate-") as tmp:
+        store = DocumentStore.open(f"sqlite:///{tmp}/koqa.db", Path(tmp) / "indexes",
+                                   load_embedder(args.embedder or settings.embedder, settings=settings))
+        try:
+            store.create_collection(KORQUAD_COLLECTION)
+            store.ingest(KORQUAD_COLLECTION, docs)
+            pipe = QAPipeline(store, reader)
+            examples = collect(pipe, questions, KORQUAD_COLLECTION, top_k_passages=args.top_k, min_f1=args.min_f1,
+                               progress=lambda d, n: print(f"\r{d}/{n} questions", end="", flush=True))
+        finally:
+            store.close()
+    print()
+    cal = calibrate(examples, threshold=args.threshold, min_f1=args.min_f1, reader=args.reader or settings.reader,
+                    fitted_on=f"KorQuAD 1.0 dev articles {args.articles}, {len(questions)} questions, top-{args.top_k}")
+    cal.save(args.out)
+    for k, v in cal.metrics.items():
+        print(f"{k:45s} {v:.4f}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
