@@ -44,13 +44,16 @@ class ServerState:
     reader: Any
     pipeline: QAPipeline
     batcher: MicroBatcher
-    store_lock: threading.Lock
+    write_lock: threading.Lock
 
-    async def in_store(self, fn: Callable, *args, **kwargs):
-        """Run a blocking store call in a thread, one at a time (SQLite/FAISS writers are not concurrent)."""
+    async def in_store(self, fn: Callable, *args, write: bool = False, **kwargs):
+        """Run a blocking store call in a thread. The store serves readers during a write
+        (SQLite WAL, its own index lock); writes of this server go one at a time."""
+        if not write:
+            return await asyncio.to_thread(fn, *args, **kwargs)
 
         def locked():
-            with self.store_lock:
+            with self.write_lock:
                 return fn(*args, **kwargs)
 
         return await asyncio.to_thread(locked)

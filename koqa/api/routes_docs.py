@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import tempfile
 from dataclasses import replace
@@ -14,7 +15,8 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from koqa.api.app import ServerState, state
-from koqa.api.schemas import CollectionOut, DocumentOut, ErrorBody, IngestRequest, IngestResponse
+from koqa.api.schemas import CollectionOut, DocumentIn, DocumentOut, ErrorBody, IngestRequest, IngestResponse
+from koqa.errors import NotFound
 from koqa.types import Document
 
 router = APIRouter(tags=["documents"])
@@ -26,7 +28,8 @@ _UPLOAD_DOC = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/IngestRequest"}},
+            "application/json": {"schema": {"type": "object", "required": ["documents"], "properties": {
+                "documents": {"type": "array", "items": DocumentIn.model_json_schema()}}}},
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
         },
@@ -37,12 +40,12 @@ _UPLOAD_DOC = {
 @router.get("/collections", response_model=list[CollectionOut], responses=ERRORS)
 async def list_collections(st: ServerState = Depends(state)) -> list[CollectionOut]:
     names = await st.in_store(st.store.collections)
-    return [CollectionOut(name=getattr(c, "name", c), documents=getattr(c, "documents", None)) for c in names]
+    return [CollectionOut(name=name) for name in names]
 
 
 @router.delete("/collections/{name}", responses=ERRORS)
 async def delete_collection(name: str, st: ServerState = Depends(state)) -> dict:
-    await st.in_store(st.store.delete_collection, name)
+    await st.in_store(st.store.delete_collection, name, write=True)
     return {"deleted": name}
 
 
@@ -55,7 +58,7 @@ async def add_documents(name: str, request: Request, st: ServerState = Depends(s
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         docs = _records(await request.body())
-        report = await st.in_store(_ingest, st.store, name, docs)
+        report = await st.in_store(_ingest, st.store, name, docs, write=True)
         ids = [d.id for d in docs]
     elif ctype == "multipart/form-data":
         async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES) as form:
@@ -64,7 +67,8 @@ async def add_documents(name: str, request: Request, st: ServerState = Depends(s
     else:
         raise HTTPException(415, {"field": "content-type",
                                   "message": f"send application/json or multipart/form-data, not {ctype or 'nothing'!r}"})
-    return IngestResponse(collection=name, documents=ids, **_counts(report))
+    return IngestResponse(collection=name, documents=ids, **report.counts,
+                          errors=[{"source": src, "reason": why} for src, why in report.failed])
 
 
 @router.get("/collections/{name}/documents", response_model=list[DocumentOut], responses=ERRORS)
@@ -81,7 +85,7 @@ async def get_document(name: str, doc_id: str, st: ServerState = Depends(state))
 
 @router.delete("/collections/{name}/documents/{doc_id}", responses=ERRORS)
 async def delete_document(name: str, doc_id: str, st: ServerState = Depends(state)) -> dict:
-    await st.in_store(st.store.delete_document, name, doc_id)
+    await st.in_store(st.store.delete_document, name, doc_id, write=True)
     return {"deleted": doc_id, "collection": name}
 
 
@@ -119,7 +123,7 @@ async def _ingest_uploads(st: ServerState, name: str, uploads: list[UploadFile])
             path.write_bytes(await up.read())
             files.append(path)
         docs = await asyncio.to_thread(_parse_uploads, name, files)
-    report = await st.in_store(_ingest, st.store, name, docs)
+    report = await st.in_store(_ingest, st.store, name, docs, write=True)
     return report, [d.id for d in docs]
 
 
@@ -156,22 +160,17 @@ def _unique(docs: list[Document], field: str) -> list[Document]:
 
 
 def _ingest(store, name: str, docs: list[Document]):
-    created = _ensure_collection(store, name)
+    """Ingest all of ``docs`` or none: on an error, what this call added is removed again."""
+    created = name not in store.collections()
+    before = set() if created else {d.id for d in store.list_documents(name)}
     try:
-        return store.ingest(name, docs)
+        return store.ingest(name, docs, create=True)
     except Exception:
-        if created:
+        if created and name in store.collections():
             store.delete_collection(name)
+        elif not created:
+            for doc in docs:
+                if doc.id not in before:
+                    with contextlib.suppress(NotFound):
+                        store.delete_document(name, doc.id)
         raise
-
-
-def _ensure_collection(store, name: str) -> bool:
-    if name in {getattr(c, "name", c) for c in store.collections()}:
-        return False
-    store.create_collection(name)
-    return True
-
-
-def _counts(report) -> dict:
-    return {k: (len(v) if isinstance(v, (list, tuple)) else int(v))
-            for k, v in ((k, getattr(report, k)) for k in ("added", "updated", "skipped", "failed"))}

@@ -89,19 +89,19 @@ class IngestResponse(BaseModel):
     skipped: int
     failed: int
     documents: list[str] = Field(description="ids of the documents in this request")
+    errors: list[dict[str, str]] = Field(default_factory=list, description="documents that failed, with why")
 
 
 class DocumentOut(BaseModel):
     id: str
     title: str
     source: str
-    text: str | None = None
-    meta: dict[str, Any] = Field(default_factory=dict)
+    text: str | None = Field(None, description="only when one document is fetched")
+    meta: dict[str, Any] = Field(default_factory=dict, description="its metadata, plus passages/chars/updated_at")
 
 
 class CollectionOut(BaseModel):
     name: str
-    documents: int | None = None
 
 
 class ReaderInput(_Strict):

@@ -34,7 +34,7 @@ async function loadCollections() {
   for (const c of await res.json()) {
     const opt = document.createElement("option");
     opt.value = c.name;
-    opt.textContent = c.documents == null ? c.name : `${c.name} (${c.documents})`;
+    opt.textContent = c.name;
     select.appendChild(opt);
   }
   const wanted = new URLSearchParams(location.search).get("collection");
