@@ -128,3 +128,23 @@ def test_unchanged_and_new_tensors():
     assert encode("w", x, None)[0] == "fp32"
     assert encode("w", x, np.ones((2, 4), "f4"))[0] == "fp32"  # shape change: stored whole
     assert encode("b", x[0] * 2, x[0])[0] == "fp32"  # 1-D: exact value
+
+
+def test_int4_halves_int8_with_bounded_error():
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(48, 128)).astype("f4")
+    tuned = base + rng.normal(size=base.shape).astype("f4") * 1e-3
+    m8, p8, e8 = encode("w", tuned, base, bits=8)
+    m4, p4, e4 = encode("w", tuned, base, bits=4)
+    assert (m8, m4) == ("int8", "int4")
+    assert sum(p.nbytes for p in p4.values()) < 0.6 * sum(p.nbytes for p in p8.values())
+    decoded = decode("w", m4, p4, base, tuned.shape)
+    assert np.abs(decoded - tuned).max() <= e4 <= np.abs(tuned - base).max() / 14 + 1e-9
+    assert e8 < e4
+
+
+def test_make_delta_rejects_other_bit_widths(models, tmp_path):
+    from koqa.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="bits"):
+        make_delta(*models, tmp_path / "d", bits=3)

@@ -14,6 +14,7 @@ PosixPath('/tmp/reader')
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -45,28 +46,33 @@ class DeltaReport:
     methods: dict[str, int] = field(default_factory=dict)  # codec -> tensor count
 
 
-def make_delta(base_dir: str | Path, tuned_dir: str | Path, out_dir: str | Path, *, base_name: str = "koqa:e5-small-ko") -> DeltaReport:
+def make_delta(base_dir: str | Path, tuned_dir: str | Path, out_dir: str | Path, *,
+               base_name: str = "koqa:e5-small-ko", bits: int = 8) -> DeltaReport:
     """Write the delta of ``tuned_dir`` against ``base_dir`` into ``out_dir``.
 
-    Other files already in ``out_dir`` (a README.md model card) are left alone.
+    ``bits`` (8 or 4) is the precision of changed matrices that are not low-rank.  Other
+    files already in ``out_dir`` (a README.md model card) are left alone.
     """
+    if bits not in (8, 4):
+        raise InvalidInput("bits", bits, "must be 8 or 4")
     base, tuned = load_weights(base_dir, "base_dir"), load_weights(tuned_dir, "tuned_dir")
     config = _read_json(Path(tuned_dir) / "config.json", "tuned_dir")
     entries, stored, errors = [], {}, []
-    for name in sorted(tuned):
-        base_key = _base_key(name, base)
-        method, parts, err = encode(name, tuned[name], base.get(base_key))
-        stored.update(parts)
-        errors.append(err)
-        entries.append({"name": name, "base": base_key, "method": method,
-                        "shape": list(tuned[name].shape), "max_abs_error": err})
+    with _single_thread_blas():
+        for name in sorted(tuned):
+            base_key = _base_key(name, base)
+            method, parts, err = encode(name, tuned[name], base.get(base_key), bits=bits)
+            stored.update(parts)
+            errors.append(err)
+            entries.append({"name": name, "base": base_key, "method": method,
+                            "shape": list(tuned[name].shape), "max_abs_error": err})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     from safetensors.numpy import save_file
 
     save_file(stored, str(out / DELTA_FILE), metadata={"format": FORMAT})
     manifest = {
-        "format": FORMAT, "base": base_name, "base_fingerprint": fingerprint(base),
+        "format": FORMAT, "base": base_name, "base_fingerprint": fingerprint(base), "bits": bits,
         "delta_file": DELTA_FILE, "delta_sha256": _sha256(out / DELTA_FILE),
         "max_abs_error": max(errors, default=0.0), "tensors": entries,
     }
@@ -153,6 +159,15 @@ def fingerprint(weights: dict[str, np.ndarray]) -> str:
         h.update(f"{name}:{list(arr.shape)};".encode())
         h.update(arr.tobytes())
     return h.hexdigest()
+
+
+def _single_thread_blas():
+    """Small QR/SVD calls run 10-100x slower with BLAS threads on a busy machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional (comes with scikit-learn): then BLAS keeps its threads
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _base_key(name: str, base: dict) -> str | None:

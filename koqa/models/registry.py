@@ -98,7 +98,9 @@ def resolve_model(name: str, settings: Settings | None = None) -> str:
         if not ((path / "config.json").is_file() or (path / "modules.json").is_file()):
             raise ModelUnavailable(f"{path} is not a model folder: it has no config.json")
         return str(path.resolve())
-    if not looks_like_hub_name(name) or path.exists():
+    if path.exists():
+        raise ModelUnavailable(f"{name!r} is a file; a model is a folder (config.json, weights, tokenizer)")
+    if not looks_like_hub_name(name):
         raise ModelUnavailable(f"model folder not found: {name!r} (give an existing folder, a hub name or a koqa: name)")
     return resolve_hub_name(name, offline=hub_offline(), cache_dir=hub_cache_dir())
 
