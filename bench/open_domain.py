@@ -1,0 +1,176 @@
+"""Open-domain QA on KorQuAD 1.0 dev: end-to-end EM/F1, retrieval recall@k and ``ask`` latency.
+
+    python bench/open_domain.py                                   # default reader and embedder
+    python bench/open_domain.py --reader runs/en-ko --limit 300    # a trained folder, 300 questions
+
+Corpus: the 40 eval-split articles (the last 40) plus the first ``--distractors``
+train-split articles (default all 100), one document per article, in a store cached
+under ``$KOQA_HOME/bench/open_domain`` (re-runs skip unchanged documents).
+Questions: a seeded sample of ``--limit`` eval-split questions (all 1,774 without it).
+For each: ``QAPipeline.run`` with top-``--k`` passages → the top answer is scored with
+the official metric; recall@k = a passage of the gold article containing a gold answer
+is among the top k; latency = wall time of one ``run`` (one question at a time, as a
+user would ask). ``--closed`` also reads each question's gold paragraph alone, the
+reader's closed-context EM/F1 on the same questions (the goal: end-to-end F1 within 5
+points of it). Prints a table and writes bench/results/open_domain.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("KOQA_SHARED", ROOT.parent / "shared"))
+COLLECTION = "korquad-open"
+RECALL_AT = (1, 5, 10, 20)
+
+
+def build_store(settings, embedder_name: str, data: list[dict], distractors: int, store_dir: Path | None):
+    """The cached store holding eval articles + ``distractors`` train-split articles."""
+    from koqa.ingest.embedders import load_embedder
+    from koqa.pipeline.calibrate import article_documents
+    from koqa.retriever.store import DocumentStore
+
+    docs = article_documents(data)
+    keep = docs[:distractors] + docs[len(data) - 40:]
+    folder = store_dir or settings.home / "bench" / "open_domain" / re.sub(r"[^\w.-]+", "_", embedder_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    store = DocumentStore.open(f"sqlite:///{folder}/koqa.db", folder / "indexes",
+                               load_embedder(embedder_name, settings=settings))
+    store.create_collection(COLLECTION, exist_ok=True)
+    wanted = {d.id for d in keep}
+    for old in store.list_documents(COLLECTION):  # a smaller --distractors than last time
+        if old.id not in wanted:
+            store.delete_document(COLLECTION, old.id)
+    t0 = time.perf_counter()
+    report = store.ingest(COLLECTION, keep)
+    print(f"corpus: {len(keep)} articles ({report.counts}, {time.perf_counter() - t0:.1f} s) in {folder}")
+    return store, len(keep)
+
+
+def recall_ranks(hits, q) -> int | None:
+    """1-based rank of the first hit from the gold article that contains a gold answer."""
+    for rank, h in enumerate(hits, 1):
+        if h.passage.doc_id == q.doc_id and any(a.strip() in h.passage.text for a in q.answers):
+            return rank
+    return None
+
+
+def closed_context(reader, questions, data: list[dict]) -> dict:
+    """The reader alone on each question's gold paragraph (top-1), same questions."""
+    from koqa.reader.korquad import evaluate
+
+    paragraph = {str(qa["id"]): p["context"] for art in data for p in art["paragraphs"] for qa in p["qas"]}
+    preds = {}
+    for i in range(0, len(questions), 16):
+        chunk = questions[i:i + 16]
+        spans = reader.read_batch([q.text for q in chunk], [[paragraph[q.id]] for q in chunk], top_k=1)
+        preds.update({q.id: (s[0].text if s else "") for q, s in zip(chunk, spans)})
+    return evaluate({q.id: list(q.answers) for q in questions}, preds)
+
+
+def run(args) -> dict:
+    import torch
+
+    from koqa.pipeline import QAPipeline
+    from koqa.pipeline.calibrate import article_questions
+    from koqa.reader import QAReader
+    from koqa.reader.korquad import evaluate, load_squad
+    from koqa.settings import Settings
+
+    torch.set_num_threads(args.threads)
+    settings = Settings.from_env()
+    data = load_squad(args.korquad)["data"]
+    questions = [q for q in article_questions(data) if int(q.doc_id.split("-")[1]) >= len(data) - 40]
+    if args.limit and args.limit < len(questions):
+        questions = random.Random(args.seed).sample(questions, args.limit)
+    store, n_docs = build_store(settings, args.embedder or settings.embedder, data, args.distractors, args.store_dir)
+    reader = QAReader.from_pretrained(args.reader or settings.reader, settings=settings)
+    pipe = QAPipeline(store, reader)
+    pipe.run(questions[0].text, COLLECTION, args.k)  # warm-up: lazy loads, first-call allocations
+
+    preds, latencies, retrieve_s, read_s, ranks, abstained = {}, [], [], [], [], 0
+    for n, q in enumerate(questions, 1):
+        t0 = time.perf_counter()
+        result = pipe.run(q.text, COLLECTION, args.k)
+        latencies.append(time.perf_counter() - t0)
+        retrieve_s.append(result.timings["retrieve_s"])
+        read_s.append(result.timings["read_s"])
+        preds[q.id] = result.answers[0].text if result.answers else ""
+        abstained += result.no_answer
+        ranks.append(recall_ranks(result.hits, q))
+        if n % 25 == 0 or n == len(questions):
+            print(f"\r{n}/{len(questions)} questions, p50 {np.median(latencies):.2f} s", end="", flush=True)
+    print()
+    golds = {q.id: list(q.answers) for q in questions}
+    e2e = evaluate(golds, preds)
+    lat = np.array(latencies)
+    out = {
+        "questions": len(questions), "corpus_articles": n_docs, "k": args.k,
+        "reader": args.reader or settings.reader, "embedder": args.embedder or settings.embedder,
+        "exact_match": round(e2e["exact_match"], 2), "f1": round(e2e["f1"], 2),
+        "recall": {f"@{k}": round(100 * np.mean([r is not None and r <= k for r in ranks]), 2)
+                   for k in RECALL_AT if k <= args.k},
+        "abstained_at_threshold": {"threshold": pipe.threshold, "fraction": round(abstained / len(questions), 4)},
+        "latency_s": {"p50": round(float(np.percentile(lat, 50)), 3), "p95": round(float(np.percentile(lat, 95)), 3),
+                      "mean": round(float(lat.mean()), 3),
+                      "mean_retrieve": round(float(np.mean(retrieve_s)), 3), "mean_read": round(float(np.mean(read_s)), 3)},
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
+    }
+    if args.closed:
+        closed = closed_context(reader, questions, data)
+        out["closed_context"] = {"exact_match": round(closed["exact_match"], 2), "f1": round(closed["f1"], 2)}
+        out["f1_gap_to_closed"] = round(closed["f1"] - e2e["f1"], 2)
+    store.close()
+    return out
+
+
+def print_table(r: dict) -> None:
+    rows = [("questions", r["questions"]), ("corpus articles", r["corpus_articles"]), ("passages read (k)", r["k"]),
+            ("end-to-end EM", r["exact_match"]), ("end-to-end F1", r["f1"])]
+    if "closed_context" in r:
+        rows += [("closed-context EM", r["closed_context"]["exact_match"]),
+                 ("closed-context F1", r["closed_context"]["f1"]), ("F1 gap (goal ≤ 5)", r["f1_gap_to_closed"])]
+    rows += [(f"retrieval recall{k}", v) for k, v in r["recall"].items()]
+    rows += [(f"ask latency {k} (s)", v) for k, v in r["latency_s"].items()]
+    rows += [(f"abstained (< {r['abstained_at_threshold']['threshold']})", r["abstained_at_threshold"]["fraction"])]
+    print(f"reader {r['reader']} · embedder {r['embedder']} · {r['machine']['torch_threads']} torch threads")
+    for name, value in rows:
+        print(f"  {name:<28} {value}")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reader", default=None, help="reader name or folder (default: KOQA_READER / koqa:reader-small)")
+    ap.add_argument("--embedder", default=None, help="embedder name (default: KOQA_EMBEDDER / koqa:e5-small-ko)")
+    ap.add_argument("--korquad", type=Path, default=SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz")
+    ap.add_argument("--limit", type=int, default=None, help="a seeded sample of N eval-split questions")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--k", type=int, default=20, help="passages retrieved and read per question")
+    ap.add_argument("--distractors", type=int, default=100, help="train-split articles added to the corpus (0-100)")
+    ap.add_argument("--closed", action=argparse.BooleanOptionalAction, default=True,
+                    help="also measure the reader on the gold paragraphs")
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--store-dir", type=Path, default=None, help="where the benchmark store is cached")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "open_domain.json")
+    args = ap.parse_args(argv)
+    if not args.korquad.exists():
+        raise SystemExit(f"KorQuAD dev not found at {args.korquad} (set KOQA_SHARED or --korquad)")
+    result = run(args)
+    print_table(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
