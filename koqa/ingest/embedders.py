@@ -43,7 +43,8 @@ class SentenceTransformerEmbedder:
                  tokenizer: Tokenizer | None = None):
         self._model, self.name, self.batch_size = model, name, batch_size
         self.query_prefix, self.passage_prefix = prefixes
-        self.dim = int(model.get_sentence_embedding_dimension())
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         self.tokenizer = tokenizer
 
     @classmethod

@@ -54,7 +54,9 @@ class KiwiAnalyzer:
             from kiwipiepy import Kiwi
 
             # Kiwi's batch API needs worker threads; None lets Kiwi pick the core count.
-            self._kiwi = Kiwi() if self._num_workers is None else Kiwi(num_workers=self._num_workers)
+            kiwi = Kiwi() if self._num_workers is None else Kiwi(num_workers=self._num_workers)
+            kiwi.tokenize("한국어 형태소 분석기를 준비한다.")  # Kiwi finishes loading on first use; pay it now
+            self._kiwi = kiwi
         return self._kiwi
 
     def sentences(self, texts: Sequence[str]) -> list[list[Sentence]]:

@@ -1,8 +1,12 @@
-"""Retrieval contracts."""
+"""Retrieval contracts.
+
+An :class:`Embedder` may also carry a ``tokenizer`` attribute (a
+:class:`koqa.ingest.chunking.Tokenizer`); the document store then sizes passages with it.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -11,6 +15,7 @@ from koqa.types import Hit
 Mode = Literal["hybrid", "dense", "bm25"]
 
 
+@runtime_checkable
 class Embedder(Protocol):
     """Text → L2-normalised float32 vectors. ``name`` and ``dim`` are recorded in the index."""
 
@@ -22,5 +27,6 @@ class Embedder(Protocol):
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+@runtime_checkable
 class Retriever(Protocol):
     def retrieve(self, query: str, k: int = 10, *, collection: str = "default", mode: Mode = "hybrid") -> list[Hit]: ...

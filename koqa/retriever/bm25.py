@@ -77,6 +77,11 @@ class BM25Index:
             self._positions = {int(i): r for r, i in enumerate(self.ids)}
         return self._positions.get(int(passage_id))
 
+    def length(self, passage_id: int) -> int | None:
+        """Number of terms indexed for ``passage_id`` (None if absent)."""
+        pos = self.position(passage_id)
+        return None if pos is None else int(self._len[pos])
+
     def _ensure_sorted(self) -> None:
         if not self._sorted:
             order = np.argsort(self._col, kind="stable")

@@ -14,6 +14,7 @@ rebuilt without the embedder.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint,
                         create_engine, event)
@@ -94,6 +95,9 @@ def make_engine(url: str) -> Engine:
     except Exception as exc:  # sqlalchemy raises ArgumentError / NoSuchModuleError / ImportError
         raise InvalidInput("database_url", url, f"not a usable SQLAlchemy URL ({exc})") from None
     if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         event.listen(engine, "connect", _sqlite_pragmas)
     Base.metadata.create_all(engine)
     return engine

@@ -30,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -285,8 +286,13 @@ class DocumentStore:
                               title=r.title, source=r.source) for r in rows}
 
     # retrieval --------------------------------------------------------------------
-    def retrieve(self, query: str, k: int = 10, *, collection: str = "default", mode: Mode = "hybrid") -> list[Hit]:
-        """The ``k`` best passages for ``query``; ``Hit.scores`` has ``dense``/``bm25``(/``hybrid``)."""
+    def retrieve(self, query: str, k: int = 10, *, collection: str = "default", mode: Mode = "hybrid",
+                 query_vector: np.ndarray | None = None) -> list[Hit]:
+        """The ``k`` best passages for ``query``; ``Hit.scores`` has ``dense``/``bm25``(/``hybrid``).
+
+        ``query_vector`` (``embedder.embed_queries([query])[0]``, computed in a batch) skips
+        embedding the query here; evaluation scripts use it.
+        """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInput("query", query, "must be a non-empty string")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
@@ -300,7 +306,7 @@ class DocumentStore:
                 if self.embedder is None:
                     raise InvalidInput("mode", mode, "needs an embedder; open the store with one or use mode='bm25'")
                 self._check_embedder(coll, meta)
-                qvec = self.embedder.embed_queries([query])[0]
+                qvec = self.embedder.embed_queries([query])[0] if query_vector is None else query_vector
             terms = self.analyzer.terms(query) if mode != "dense" else []
             with self._lock:
                 ranked = search_indexes(idx, qvec, terms, k, mode)

