@@ -1,0 +1,53 @@
+"""``koqa ask`` end to end: settings from the environment, a real store, the real reader code (tiny model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from koqa.cli import app
+from koqa.ingest.embedders import FakeEmbedder
+from koqa.ingest.loaders import load_documents
+from koqa.retriever.store import DocumentStore
+from koqa.settings import Settings
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+Q = "훈민정음을 창제한 왕은 누구인가?"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, tiny_model_dir):
+    home = tmp_path_factory.mktemp("home")
+    env = {"KOQA_HOME": str(home), "KOQA_EMBEDDER": "fake", "KOQA_READER": str(tiny_model_dir)}
+    with DocumentStore.from_settings(Settings.from_env(env), FakeEmbedder()) as store:
+        store.ingest("demo", load_documents([SAMPLES]), create=True)
+    return env
+
+
+def test_ask_prints_answers_with_their_source(env):
+    out = CliRunner().invoke(app, ["ask", Q, "--collection", "demo", "-k", "3", "-n", "2"], env=env)
+    assert out.exit_code == 0, out.output
+    assert out.stdout.startswith(f"Q: {Q}")
+    assert "source:" in out.output and "[chars " in out.output and "**" in out.output
+
+
+def test_ask_json(env):
+    out = CliRunner().invoke(app, ["ask", Q, "-c", "demo", "--json", "-n", "3"], env=env)
+    assert out.exit_code == 0, out.output
+    body = json.loads(out.stdout)
+    assert body["collection"] == "demo" and 1 <= len(body["answers"]) <= 3
+    assert {"text", "score", "doc_id", "start", "end", "sources", "context"} <= set(body["answers"][0])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ask", Q, "-c", "nope"], "collection not found"),
+    (["ask", " ", "-c", "demo"], "question"),
+    (["ask", Q, "-c", "demo", "-k", "0"], "top_k_passages"),
+    (["ask", Q, "-c", "demo", "--mode", "fuzzy"], "mode"),
+])
+def test_bad_input_is_one_line_and_exit_2(env, args, message):
+    out = CliRunner().invoke(app, args, env=env)
+    assert out.exit_code == 2 and message in out.output and "Traceback" not in out.output
