@@ -71,6 +71,7 @@ def create_app(settings: Settings, *, reader=None, store=None, config: ServerCon
     async def lifespan(app: FastAPI):
         live_reader = reader if reader is not None else _load_reader(settings)
         live_store = store if store is not None else _load_store(settings)
+        await asyncio.to_thread(_warm_up, live_store, live_reader if reader is None else None)
         pipeline = QAPipeline(live_store, live_reader, threshold=config.threshold)
         batcher = MicroBatcher(live_reader, max_batch_size=config.max_batch_size, max_wait_s=config.max_wait_s,
                                max_queue=config.max_queue, retry_after_s=config.retry_after_s)
@@ -103,6 +104,15 @@ def create_app(settings: Settings, *, reader=None, store=None, config: ServerCon
                        public=("/health", "/", "/docs", "/openapi.json", "/redoc", "/favicon.ico"),
                        public_prefixes=("/static/", "/docs/"))
     return app
+
+
+def _warm_up(store, reader) -> None:
+    """Pay the lazy loads (Kiwi for BM25 queries, the first forward pass) before the first request."""
+    analyzer = getattr(store, "analyzer", None)
+    if analyzer is not None and hasattr(analyzer, "terms"):
+        analyzer.terms("준비")
+    if reader is not None:
+        reader.read("준비되었나?", "준비되었다.")
 
 
 def _load_reader(settings: Settings):

@@ -44,7 +44,7 @@ def ask(
                    f"< threshold {result.threshold:.2f}; candidates below)")
     for rank, a in enumerate(result.answers, 1):
         head = "A:" if rank == 1 and not result.no_answer else f"{rank}."
-        typer.echo(f"{head} {a.text}    (confidence {a.score:.2f})")
+        typer.echo(f"{head} {' '.join(a.text.split())}    (confidence {a.score:.2f})")
         src = a.sources[0] if a.sources else {}
         where = src.get("source") or a.doc_id
         typer.echo(f"   source: {a.doc_title or a.doc_id} — {where} [chars {a.start}–{a.end}]"
