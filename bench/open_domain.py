@@ -82,6 +82,7 @@ def run(args) -> dict:
     import torch
 
     from koqa.pipeline import QAPipeline
+    from koqa.pipeline.depth import ReadingDepth
     from koqa.pipeline.calibrate import article_questions
     from koqa.reader import QAReader
     from koqa.reader.korquad import evaluate, load_squad
@@ -95,16 +96,18 @@ def run(args) -> dict:
         questions = random.Random(args.seed).sample(questions, args.limit)
     store, n_docs = build_store(settings, args.embedder or settings.embedder, data, args.distractors, args.store_dir)
     reader = QAReader.from_pretrained(args.reader or settings.reader, settings=settings)
-    pipe = QAPipeline(store, reader)
+    depth = ReadingDepth(args.read_first, args.stop_confidence) if args.read_first else None
+    pipe = QAPipeline(store, reader, depth=depth)
     pipe.run(questions[0].text, COLLECTION, args.k)  # warm-up: lazy loads, first-call allocations
 
-    preds, latencies, retrieve_s, read_s, ranks, abstained = {}, [], [], [], [], 0
+    preds, latencies, retrieve_s, read_s, ranks, abstained, n_read = {}, [], [], [], [], 0, []
     for n, q in enumerate(questions, 1):
         t0 = time.perf_counter()
         result = pipe.run(q.text, COLLECTION, args.k)
         latencies.append(time.perf_counter() - t0)
         retrieve_s.append(result.timings["retrieve_s"])
         read_s.append(result.timings["read_s"])
+        n_read.append(result.timings["passages_read"])
         preds[q.id] = result.answers[0].text if result.answers else ""
         abstained += result.no_answer
         ranks.append(recall_ranks(result.hits, q))
@@ -116,6 +119,8 @@ def run(args) -> dict:
     lat = np.array(latencies)
     out = {
         "questions": len(questions), "corpus_articles": n_docs, "k": args.k,
+        "depth": {"read_first": args.read_first, "stop_confidence": args.stop_confidence} if depth else "all",
+        "mean_passages_read": round(float(np.mean(n_read)), 2),
         "reader": args.reader or settings.reader, "embedder": args.embedder or settings.embedder,
         "exact_match": round(e2e["exact_match"], 2), "f1": round(e2e["f1"], 2),
         "recall": {f"@{k}": round(100 * np.mean([r is not None and r <= k for r in ranks]), 2)
@@ -135,7 +140,8 @@ def run(args) -> dict:
 
 
 def print_table(r: dict) -> None:
-    rows = [("questions", r["questions"]), ("corpus articles", r["corpus_articles"]), ("passages read (k)", r["k"]),
+    rows = [("questions", r["questions"]), ("corpus articles", r["corpus_articles"]), ("passages retrieved (k)", r["k"]),
+            ("reading depth", r["depth"]), ("mean passages read", r["mean_passages_read"]),
             ("end-to-end EM", r["exact_match"]), ("end-to-end F1", r["f1"])]
     if "closed_context" in r:
         rows += [("closed-context EM", r["closed_context"]["exact_match"]),
@@ -156,6 +162,8 @@ def main(argv=None) -> None:
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of N eval-split questions")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k", type=int, default=20, help="passages retrieved and read per question")
+    ap.add_argument("--read-first", type=int, default=0, help="adaptive depth: passages read first (0: all k)")
+    ap.add_argument("--stop-confidence", type=float, default=0.8, help="adaptive depth: stop at this confidence")
     ap.add_argument("--distractors", type=int, default=100, help="train-split articles added to the corpus (0-100)")
     ap.add_argument("--closed", action=argparse.BooleanOptionalAction, default=True,
                     help="also measure the reader on the gold paragraphs")

@@ -77,7 +77,7 @@ def test_ask_returns_ranked_answers_with_sources(server):
     p = best["passage"]
     assert p["text"][p["answer_start"]:p["answer_end"]] == "세종대왕"
     assert 0.0 <= best["score"] <= 1.0 and body["no_answer"] is False
-    assert set(body["timings"]) == {"retrieve_s", "read_s"}
+    assert set(body["timings"]) == {"retrieve_s", "read_s", "passages_read"}
 
 
 def test_hf_reader_endpoint_shapes(server):
@@ -205,3 +205,13 @@ def test_openapi_docs_are_served(server):
     spec = httpx.get(url + "/openapi.json").json()
     assert {"/ask", "/models/reader", "/health", "/collections", "/collections/{name}/documents"} <= set(spec["paths"])
     assert httpx.get(url + "/docs").status_code == 200
+
+
+@pytest.mark.parametrize("stop, calls, read", [(0.0, [1], 2), (1.0, [1, 1], 5)])
+def test_adaptive_depth_in_the_server(make_app, stop, calls, read):
+    from koqa.pipeline.depth import ReadingDepth
+
+    reader = FakeReader({Q: "세종대왕"})
+    with serve_in_thread(make_app(reader, depth=ReadingDepth(first=2, stop_confidence=stop))) as url:
+        body = httpx.post(url + "/ask", json={"question": Q, "collection": "history", "top_k_passages": 5}).json()
+        assert reader.batches == calls and body["timings"]["passages_read"] == read

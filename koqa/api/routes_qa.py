@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from koqa.api.app import ServerState, state
 from koqa.api.batcher import ReadOptions
 from koqa.api.schemas import AnswerOut, AskRequest, AskResponse, ErrorBody, PassageOut, ReaderAnswer, ReaderRequest
+from koqa.pipeline.depth import merge_stages
 from koqa.pipeline.qa import QAResult, spans_to_read
 from koqa.types import Answer
 
@@ -35,16 +36,21 @@ async def health(st: ServerState = Depends(state)) -> dict:
 async def ask(req: AskRequest, st: ServerState = Depends(state)) -> AskResponse:
     """Retrieve passages of ``collection``, read them (micro-batched with other requests), rank answers."""
     pipe = st.pipeline
+    question = req.question.strip()
     t0 = time.perf_counter()
-    hits = await st.in_store(pipe.retrieve, req.question, req.collection, req.top_k_passages, req.mode)
+    hits = await st.in_store(pipe.retrieve, question, req.collection, req.top_k_passages, req.mode)
     t1 = time.perf_counter()
-    spans = []
-    if hits:
-        options = ReadOptions(top_k=spans_to_read(req.top_n_answers), max_answer_len=pipe.max_answer_len)
-        spans = await st.batcher.submit(req.question.strip(), [h.passage.text for h in hits], options)
+    options = ReadOptions(top_k=spans_to_read(req.top_n_answers), max_answer_len=pipe.max_answer_len)
+    texts = [h.passage.text for h in hits]
+    spans, n_read = [], 0
+    for stage, (lo, hi) in enumerate(pipe.stages(len(hits))):  # one stage unless adaptive depth is on
+        if stage and pipe.decisive(question, hits, spans, req.top_n_answers):
+            break
+        new = await st.batcher.submit(question, texts[lo:hi], options)
+        spans, n_read = merge_stages(spans, new, lo, options.top_k), hi
     t2 = time.perf_counter()
-    result = pipe.assemble(req.question.strip(), hits, spans, req.top_n_answers, threshold=req.threshold,
-                           timings={"retrieve_s": t1 - t0, "read_s": t2 - t1})
+    result = pipe.assemble(question, hits, spans, req.top_n_answers, threshold=req.threshold,
+                           timings={"retrieve_s": t1 - t0, "read_s": t2 - t1, "passages_read": n_read})
     return _ask_response(result, req)
 
 

@@ -21,12 +21,14 @@ def ask(
     top_n: int = typer.Option(5, "-n", "--top-n", help="Answers to show."),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or bm25 retrieval."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Abstain below this confidence (0..1)."),
+    read_first: int = typer.Option(0, "--read-first", help="Adaptive depth: read this many passages first (0: all)."),
+    stop_confidence: float = typer.Option(0.8, help="Adaptive depth: stop after the first pass at this confidence."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Answer QUESTION from the documents of a collection, with each answer's source."""
     from koqa.pipeline import QAPipeline
 
-    pipeline = QAPipeline.from_settings(Settings.from_env())
+    pipeline = QAPipeline.from_settings(Settings.from_env(), depth=_depth(read_first, stop_confidence))
     result = pipeline.run(question, collection, top_k, top_n, mode, threshold=threshold)
     if as_json:
         typer.echo(json.dumps({
@@ -64,6 +66,8 @@ def serve(
     max_queue: int = typer.Option(64, help="Questions allowed to wait; more get 503 + Retry-After."),
     max_body_mb: float = typer.Option(32.0, help="Largest request body (MB); larger gets 413."),
     threshold: Optional[float] = typer.Option(None, help="Abstain below this confidence (default: calibration's)."),
+    read_first: int = typer.Option(0, "--read-first", help="Adaptive depth: read this many passages first (0: all)."),
+    stop_confidence: float = typer.Option(0.8, help="Adaptive depth: stop after the first pass at this confidence."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve the HTTP API and the web page (models load once at start). API key: env KOQA_API_KEY."""
@@ -72,8 +76,15 @@ def serve(
     from koqa.api import ServerConfig, create_app
 
     config = ServerConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
-                          max_body_bytes=int(max_body_mb * 1024 * 1024), threshold=threshold)
+                          max_body_bytes=int(max_body_mb * 1024 * 1024), threshold=threshold,
+                          depth=_depth(read_first, stop_confidence))
     settings = Settings.from_env()
     typer.echo(f"koqa: serving on http://{host}:{port}/ (docs at /docs)"
                + (", API key required" if settings.api_key else ""), err=True)
     uvicorn.run(create_app(settings, config=config), host=host, port=port, log_level=log_level)
+
+
+def _depth(read_first: int, stop_confidence: float):
+    from koqa.pipeline.depth import ReadingDepth
+
+    return ReadingDepth(read_first, stop_confidence) if read_first > 0 else None

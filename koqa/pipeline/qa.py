@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 from koqa.errors import InvalidInput
 from koqa.pipeline import answers as ans
 from koqa.pipeline.calibration import Calibration, features
+from koqa.pipeline.depth import ReadingDepth, merge_stages
 from koqa.reader.base import Reader, Span
 from koqa.retriever.base import Retriever
 from koqa.types import Answer, Hit
@@ -72,11 +73,12 @@ class QAPipeline:
     """
 
     def __init__(self, retriever: Retriever, reader: Reader, *, calibration: Calibration | None = None,
-                 threshold: float | None = None, max_answer_len: int = 30):
+                 threshold: float | None = None, max_answer_len: int = 30, depth: ReadingDepth | None = None):
         self.retriever, self.reader = retriever, reader
         self.calibration = calibration or Calibration.load()
         self.threshold = self.calibration.threshold if threshold is None else _check_threshold(threshold)
         self.max_answer_len = max_answer_len
+        self.depth = depth  # None: read all retrieved passages at once
 
     @classmethod
     def from_settings(cls, settings, **kwargs) -> "QAPipeline":
@@ -114,11 +116,12 @@ class QAPipeline:
         t0 = time.perf_counter()
         all_hits = [self.retrieve(q, collection, top_k_passages, mode) for q in questions]
         t1 = time.perf_counter()
-        spans = self.read(questions, all_hits, top_n_answers)
+        spans, n_read = self._read_stages(questions, all_hits, top_n_answers)
         t2 = time.perf_counter()
-        timings = {"retrieve_s": (t1 - t0) / max(1, len(questions)), "read_s": (t2 - t1) / max(1, len(questions))}
-        return [self.assemble(q, h, s, top_n_answers, threshold=threshold, timings=timings)
-                for q, h, s in zip(questions, all_hits, spans)]
+        n = max(1, len(questions))
+        timings = {"retrieve_s": (t1 - t0) / n, "read_s": (t2 - t1) / n}
+        return [self.assemble(q, h, s, top_n_answers, threshold=threshold, timings={**timings, "passages_read": r})
+                for q, h, s, r in zip(questions, all_hits, spans, n_read)]
 
     # ------------------------------------------------------------------ the steps
 
@@ -127,17 +130,46 @@ class QAPipeline:
         return list(self.retriever.retrieve(question, k, collection=collection, mode=mode))
 
     def read(self, questions: Sequence[str], all_hits: Sequence[Sequence[Hit]], top_n_answers: int) -> list[list[Span]]:
-        """One reader call for every (question, passage) pair; questions without hits get no spans."""
-        todo = [i for i, hits in enumerate(all_hits) if hits]
-        out: list[list[Span]] = [[] for _ in questions]
-        if not todo:
-            return out
-        spans = self.reader.read_batch([questions[i] for i in todo],
-                                       [[h.passage.text for h in all_hits[i]] for i in todo],
-                                       top_k=spans_to_read(top_n_answers), max_answer_len=self.max_answer_len)
-        for i, s in zip(todo, spans):
-            out[i] = list(s)
-        return out
+        """Spans of every question over its hits (in stages when ``depth`` is set)."""
+        return self._read_stages(questions, all_hits, top_n_answers)[0]
+
+    def _read_stages(self, questions, all_hits, top_n_answers) -> tuple[list[list[Span]], list[int]]:
+        """One reader call per stage for all questions still undecided; questions without hits get no spans."""
+        spans: list[list[Span]] = [[] for _ in questions]
+        n_read = [0] * len(questions)
+        plans = [self.stages(len(h)) for h in all_hits]
+        for stage in range(max((len(p) for p in plans), default=0)):
+            jobs = [i for i, p in enumerate(plans) if stage < len(p)
+                    and not (stage and self.decisive(questions[i], all_hits[i], spans[i], top_n_answers))]
+            if not jobs:
+                break
+            ranges = [plans[i][stage] for i in jobs]
+            out = self.read_once([questions[i] for i in jobs],
+                                 [[h.passage.text for h in all_hits[i][lo:hi]] for i, (lo, hi) in zip(jobs, ranges)],
+                                 top_n_answers)
+            for i, (lo, hi), new in zip(jobs, ranges, out):
+                spans[i] = merge_stages(spans[i], new, lo, spans_to_read(top_n_answers))
+                n_read[i] = hi
+        return spans, n_read
+
+    def read_once(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], top_n_answers: int) -> list[list[Span]]:
+        """ONE reader call for every (question, passage) pair given."""
+        return [list(s) for s in self.reader.read_batch(list(questions), [list(c) for c in contexts],
+                                                         top_k=spans_to_read(top_n_answers),
+                                                         max_answer_len=self.max_answer_len)]
+
+    def stages(self, n_hits: int) -> list[tuple[int, int]]:
+        """The passage ranges read in turn: all at once, or adaptively (see :mod:`koqa.pipeline.depth`)."""
+        if n_hits == 0:
+            return []
+        return self.depth.stages(n_hits) if self.depth else [(0, n_hits)]
+
+    def decisive(self, question: str, hits: Sequence[Hit], spans: Sequence[Span], top_n_answers: int) -> bool:
+        """Whether the answers read so far are confident enough to stop reading."""
+        if self.depth is None or not spans:
+            return False
+        best = self.assemble(question, hits, spans, top_n_answers).answers
+        return bool(best) and best[0].score >= self.depth.stop_confidence
 
     def assemble(self, question: str, hits: Sequence[Hit], spans: Sequence[Span], top_n_answers: int = 5, *,
                  threshold: float | None = None, timings: Mapping[str, float] | None = None) -> QAResult:
