@@ -96,7 +96,7 @@ async function ask(event) {
       list.appendChild(li);
     }
     body.answers.forEach((a, i) => list.appendChild(answerNode(a, i)));
-    const ms = Object.values(body.timings).reduce((s, x) => s + x, 0) * 1000;
+    const ms = ((body.timings.retrieve_s || 0) + (body.timings.read_s || 0)) * 1000;
     setStatus(body.answers.length ? `답 ${body.answers.length}개 · ${ms.toFixed(0)} ms` : "답이 없습니다.");
   } catch (err) {
     setStatus("요청 실패: " + err, true);
