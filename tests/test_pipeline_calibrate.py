@@ -59,3 +59,17 @@ def test_collect_labels_candidates_with_the_official_f1():
     assert by_q[("1", 1)].label == 1 and by_q[("2", 1)].label == 0
     assert set(by_q[("1", 1)].features) == set(FEATURES)
     assert reader.batches == [2]  # both questions in one reader call
+
+
+@pytest.mark.slow
+def test_calibrate_command_end_to_end(shared_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from koqa.pipeline.calibrate import main
+
+    monkeypatch.setenv("KOQA_HOME", str(tmp_path))
+    out = tmp_path / "calibration.json"
+    main(["--korquad", str(shared_dir / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz"), "--reader",
+          str(tiny_model_dir), "--embedder", "fake", "--limit", "6", "--corpus", "questions", "--top-k", "3",
+          "--out", str(out)])
+    cal = Calibration.load(out)
+    assert cal.features == FEATURES and cal.metrics["questions"] == 6
+    assert "6 questions" in cal.fitted_on and "wrote" in capsys.readouterr().out

@@ -179,6 +179,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--top-k", type=int, default=20)
     ap.add_argument("--threshold", type=float, default=0.25)
     ap.add_argument("--min-f1", type=float, default=0.5)
+    ap.add_argument("--corpus", choices=("all", "questions"), default="all",
+                    help="all 140 articles, or only those holding the chosen questions (quick runs)")
     ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
     args = ap.parse_args(list(argv) if argv is not None else None)
 
@@ -191,6 +193,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     docs, questions = load_korquad(args.korquad, args.articles)
     if args.limit and args.limit < len(questions):
         questions = random.Random(0).sample(questions, args.limit)
+    if args.corpus == "questions":
+        docs = [d for d in docs if d.id in {q.doc_id for q in questions}]
     reader = QAReader.from_pretrained(args.reader or settings.reader, settings=settings)
     with tempfile.TemporaryDirectory(prefix="koqa-calibrate-") as tmp:
         store = DocumentStore.open(f"sqlite:///{tmp}/koqa.db", Path(tmp) / "indexes",
