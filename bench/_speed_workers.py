@@ -1,0 +1,304 @@
+"""Measurement workers and the report of bench/reader_speed.py.
+
+Each worker runs in its own process: ``python _speed_workers.py {ceiling|koqa} JOB.json RESULT.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+_DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
+           "fp16": "float16", "float16": "float16"}
+
+
+def norm_dtype(name: str) -> str:
+    if name not in _DTYPES:
+        raise SystemExit(f"unknown --dtype {name!r}; use one of {sorted(_DTYPES)}")
+    return _DTYPES[name]
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def has_qa_head(folder: Path) -> bool:
+    """Whether the checkpoint in ``folder`` stores trained ``qa_outputs`` weights."""
+    from safetensors import safe_open
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        return True  # .bin checkpoints: assume a QA checkpoint
+    for f in files:
+        with safe_open(str(f), "np") as st:
+            if any("qa_outputs" in k for k in st.keys()):
+                return True
+    return False
+
+
+def model_with_head(name: str, cache: Path) -> str:
+    """``name`` resolved to a folder; a bare encoder gets one seeded random QA head (cached)."""
+    from koqa.models.cache import ensure_built
+    from koqa.reader.loading import resolve
+    from koqa.reader.onnx_backend import model_fingerprint
+
+    path = Path(resolve(name))
+    if has_qa_head(path):
+        return str(path)
+
+    def build(tmp: Path) -> None:
+        import torch
+
+        from koqa.reader.loading import load_qa_model, load_tokenizer
+
+        torch.manual_seed(0)
+        load_qa_model(str(path), "float32", "cpu").save_pretrained(tmp)
+        load_tokenizer(str(path)).save_pretrained(tmp)
+
+    folder = ensure_built(cache, f"{path.name}-qa-seed0", model_fingerprint(path), build, {"source": str(path)})
+    print(f"{path} has no QA head: using {folder} (seeded random head)", file=sys.stderr)
+    return str(folder)
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def _sync(torch, device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def ceiling(job: dict) -> dict:
+    """Bare forward over koqa's exact windows, sorted by length, padded per batch, inputs pre-built."""
+    import torch
+
+    from koqa.reader.loading import load_qa_model, load_tokenizer
+    from koqa.reader.windows import batches_by_length, make_windows, pad_batch
+
+    dev = job["device"]
+    tok = load_tokenizer(job["model"])
+    model = load_qa_model(job["model"], job["dtype"], dev)
+    windows = make_windows(tok, job["questions"], job["contexts"], max_seq_len=job["max_seq_len"], doc_stride=job["doc_stride"])
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    runs = {}
+    for bs in job["batch_sizes"]:
+        batches = [{k: torch.from_numpy(v).to(dev) for k, v in pad_batch([windows[i] for i in idx], pad).items()}
+                   for idx in batches_by_length(windows, bs)]
+        times = []
+        with torch.inference_mode():
+            model(**batches[0])  # warm-up on the longest batch
+            for _ in range(job["repeats"]):
+                _sync(torch, dev)
+                t0 = time.perf_counter()
+                for b in batches:
+                    model(**b)
+                _sync(torch, dev)
+                times.append(time.perf_counter() - t0)
+        runs[str(bs)] = {"seconds": times, "padded_tokens": int(sum(b["input_ids"].numel() for b in batches))}
+        print(f"ceiling batch {bs}: best {min(times):.2f}s", file=sys.stderr, flush=True)
+    return {"windows": len(windows), "tokens": int(sum(len(w) for w in windows)), "runs": runs,
+            "threads": torch.get_num_threads()}
+
+
+class _TimedRunner:
+    """Wraps a runner to add up the seconds spent inside it (forward + transfers)."""
+
+    def __init__(self, runner):
+        self.runner, self.seconds = runner, 0.0
+
+    def __call__(self, batch):
+        t0 = time.perf_counter()
+        try:
+            return self.runner(batch)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
+def _load_reader(job: dict):
+    from koqa.reader import QAReader, ReaderConfig
+
+    extra = {"batch_size": job["batch_size"]} if job.get("batch_size") else {}
+    opts = dict(max_seq_len=job["max_seq_len"], doc_stride=job["doc_stride"], **extra)
+    if job.get("threads") and job["backend"].startswith("onnx"):
+        from koqa.reader.loading import load_tokenizer
+        from koqa.reader.onnx_backend import OnnxRunner
+
+        runner = OnnxRunner.load(Path(job["model"]), quantized=job["backend"] == "onnx-int8", threads=job["threads"])
+        return QAReader(load_tokenizer(job["model"]), runner, ReaderConfig(**opts), name=job["model"])
+    return QAReader.from_pretrained(job["model"], device=job["device"], dtype=job["dtype"], backend=job["backend"], **opts)
+
+
+def _paired_ceiling(reader, job: dict):
+    """A bare-forward pass over the reader's own windows and batches, with the reader's model."""
+    import torch
+
+    from koqa.reader.windows import batches_by_length, make_windows, pad_batch
+
+    model, dev = reader.runner.model, job["device"]
+    windows = make_windows(reader.tokenizer, job["questions"], job["contexts"], max_seq_len=job["max_seq_len"],
+                           doc_stride=job["doc_stride"])
+    batches = [{k: torch.from_numpy(v).to(dev) for k, v in pad_batch([windows[i] for i in idx], reader.pad_id).items()}
+               for idx in batches_by_length(windows, reader.config.batch_size)]
+
+    def run() -> float:
+        with torch.inference_mode():
+            _sync(torch, dev)
+            t0 = time.perf_counter()
+            for b in batches:
+                model(**b)
+            _sync(torch, dev)
+        return time.perf_counter() - t0
+
+    return run
+
+
+def koqa(job: dict) -> dict:
+    """koqa's reader end to end (read_batch over all questions), one backend.
+
+    With the torch backend, each timed pass is paired with a bare-forward pass of the
+    same model over the same batches (interleaved), so the fraction of the ceiling
+    is measured under the same machine load.
+    """
+    from koqa.reader.windows import make_windows
+
+    if job["device"] != "cpu" and job["backend"] != "torch":
+        return {"error": f"backend {job['backend']} runs on CPU only"}
+    t0 = time.perf_counter()
+    reader = _load_reader(job)
+    load = time.perf_counter() - t0
+    paired = _paired_ceiling(reader, job) if job["backend"] == "torch" else None
+    reader.runner = timed = _TimedRunner(reader.runner)
+    qs, cs = job["questions"], [[c] for c in job["contexts"]]
+    reader.read_batch(qs[:2], cs[:2])  # warm-up
+    times, forward, bare = [], [], []
+    for _ in range(job["repeats"]):
+        if paired:
+            bare.append(paired())
+        timed.seconds = 0.0
+        t0 = time.perf_counter()
+        spans = reader.read_batch(qs, cs)
+        times.append(time.perf_counter() - t0)
+        forward.append(timed.seconds)
+    t0 = time.perf_counter()
+    windows = make_windows(reader.tokenizer, job["questions"], job["contexts"], max_seq_len=job["max_seq_len"],
+                           doc_stride=job["doc_stride"])
+    tokenize = time.perf_counter() - t0
+    print(f"koqa {job['backend']}: best {min(times):.2f}s", file=sys.stderr, flush=True)
+    return {"seconds": times, "forward_seconds": forward, "tokenize_seconds": tokenize, "load_seconds": load,
+            "paired_ceiling_seconds": bare, "windows": len(windows), "tokens": int(sum(len(w) for w in windows)),
+            "batch_size": reader.config.batch_size, "answers": [s[0].text if s else "" for s in spans]}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _rates(seconds: float, questions: int, windows: int, tokens: int) -> dict:
+    return {"seconds": round(seconds, 3), "questions_per_s": questions / seconds, "windows_per_s": windows / seconds,
+            "tokens_per_s": tokens / seconds}
+
+
+def _scores(examples, answers) -> dict:
+    from koqa.reader.korquad import evaluate
+
+    return evaluate({e.id: e.answer_texts for e in examples}, {e.id: a for e, a in zip(examples, answers)})
+
+
+def _paired(r: dict) -> float | None:
+    """Best bare-forward time / best reader time, both measured interleaved in one process."""
+    return min(r["paired_ceiling_seconds"]) / min(r["seconds"]) if r.get("paired_ceiling_seconds") else None
+
+
+def summarise(raw: dict, examples) -> dict:
+    """Rows of the report: one per pipeline batch size, ceiling batch size and koqa backend."""
+    n = len(examples)
+    rows: list[dict] = []
+    ceil = raw.get("ceiling", {})
+    for bs, r in ceil.get("runs", {}).items():
+        rows.append({"name": "ceiling (bare forward)", "batch": int(bs),
+                     **_rates(min(r["seconds"]), n, ceil["windows"], ceil["tokens"]),
+                     "padding_fraction": 1 - ceil["tokens"] / r["padded_tokens"]})
+    pipe = raw.get("pipeline") or {}
+    for bs, r in pipe.get("runs", {}).items():
+        rows.append({"name": f"pipeline (transformers {pipe['transformers']})", "batch": int(bs),
+                     **_rates(min(r["seconds"]), n, pipe["windows"], pipe["tokens"]), **_scores(examples, r["answers"])})
+    for backend, r in raw.get("koqa", {}).items():
+        if "seconds" not in r:
+            rows.append({"name": f"koqa {backend}", "error": r.get("error")})
+            continue
+        best = min(range(len(r["seconds"])), key=r["seconds"].__getitem__)
+        total, fwd = r["seconds"][best], r["forward_seconds"][best]
+        rows.append({"name": f"koqa {backend}", "batch": r["batch_size"], **_rates(total, n, r["windows"], r["tokens"]),
+                     **_scores(examples, r["answers"]), "forward_seconds": round(fwd, 3),
+                     "tokenize_seconds": round(r["tokenize_seconds"], 3),
+                     "decode_other_seconds": round(total - fwd - r["tokenize_seconds"], 3),
+                     "paired_fraction_of_ceiling": _paired(r)})
+    ceiling_best = max((r["tokens_per_s"] for r in rows if r["name"].startswith("ceiling")), default=None)
+    pipe_best = max((r["questions_per_s"] for r in rows if r["name"].startswith("pipeline")), default=None)
+    for r in rows:
+        if r["name"].startswith("koqa") and "seconds" in r:
+            r["fraction_of_ceiling"] = r["tokens_per_s"] / ceiling_best if ceiling_best else None
+            r["x_pipeline"] = r["questions_per_s"] / pipe_best if pipe_best else None
+    return {"config": raw["config"], "rows": rows, "ceiling_best_tokens_per_s": ceiling_best,
+            "pipeline_best_questions_per_s": pipe_best}
+
+
+def print_table(report: dict) -> None:
+    c = report["config"]
+    print(f"\n{c['questions']} questions, {c['device']} {c['dtype']}, max_seq_len {c['max_seq_len']}, stride {c['doc_stride']}")
+    head = f"{'run':34s} {'batch':>5s} {'sec':>7s} {'q/s':>6s} {'win/s':>6s} {'tok/s':>7s} {'%ceil':>6s} {'x pipe':>6s} {'EM':>6s} {'F1':>6s}"
+    print(head + "\n" + "-" * len(head))
+    for r in report["rows"]:
+        if "error" in r:
+            print(f"{r['name']:34s} {r['error']}")
+            continue
+        pct = f"{100 * r['fraction_of_ceiling']:.1f}" if r.get("fraction_of_ceiling") else ""
+        xp = f"{r['x_pipeline']:.2f}" if r.get("x_pipeline") else ""
+        em = f"{r['exact_match']:.2f}" if "exact_match" in r else ""
+        f1 = f"{r['f1']:.2f}" if "f1" in r else ""
+        print(f"{r['name']:34s} {r['batch']:5d} {r['seconds']:7.2f} {r['questions_per_s']:6.2f} {r['windows_per_s']:6.2f} "
+              f"{r['tokens_per_s']:7.0f} {pct:>6s} {xp:>6s} {em:>6s} {f1:>6s}")
+    for r in report["rows"]:
+        if r["name"].startswith("koqa") and "forward_seconds" in r:
+            paired = r.get("paired_fraction_of_ceiling")
+            print(f"{r['name']}: forward {r['forward_seconds']:.2f}s, tokenize {r['tokenize_seconds']:.2f}s, "
+                  f"decode+other {r['decode_other_seconds']:.2f}s"
+                  + (f"; {100 * paired:.1f}% of a bare forward over the same batches, interleaved" if paired else ""))
+
+
+def machine_info(command: str) -> dict:
+    import numpy
+    import onnxruntime
+    import torch
+    import transformers
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor()) \
+        if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {"command": command, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu": cpu, "cores": os.cpu_count(),
+            "loadavg_at_end": os.getloadavg(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _main(kind: str, job_file: str, out_file: str) -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    job = json.loads(Path(job_file).read_text(encoding="utf-8"))
+    if job.get("threads"):
+        import torch
+
+        torch.set_num_threads(job["threads"])
+    load0 = os.getloadavg()[0]
+    result = {"ceiling": ceiling, "koqa": koqa}[kind](job)
+    result["loadavg_1min"] = [load0, os.getloadavg()[0]]
+    Path(out_file).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:4])

@@ -1,0 +1,162 @@
+"""Reader speed: koqa's reader vs the bare-forward ceiling vs transformers' QA pipeline.
+
+    .venv/bin/python bench/reader_speed.py --reader PATH [--limit 100] [--device cuda --dtype bf16]
+
+On one model and one set of inputs (default: the 400 seeded eval-split KorQuAD
+questions, max_seq_len 384, stride 128) it times
+
+(a) ``transformers.pipeline("question-answering")`` at each ``--batch-sizes`` (that
+    pipeline was removed in transformers 5.3, so it runs from transformers 5.2.0 in a
+    virtual environment of its own, ``bench/.peer/.venv``, created on first use with the
+    same torch: see :func:`ensure_peer_venv`);
+(b) the ceiling: a bare ``model(**batch)`` over exactly the windows koqa builds,
+    sorted by length and padded per batch, at each batch size (inputs pre-built);
+(c) koqa's ``QAReader.read_batch`` end to end (tokenise, window, forward, decode)
+    with each ``--backends`` entry, at the reader's configured batch size.
+
+Every measurement runs in a fresh subprocess (thread pools of torch and ONNX
+Runtime would otherwise fight over the cores) and takes the best of ``--repeats``.
+It prints questions/s, windows/s, real (non-padding) tokens/s, koqa's fraction of
+the best ceiling in tokens/s, the speed-up over the pipeline's best questions/s and
+EM/F1 with the official KorQuAD metric, and writes everything to
+``bench/results/reader_speed-<device>-<time>.json``.
+
+A bare encoder (no trained QA head, e.g. ../shared/models/me5-small-ko) is first
+given one seeded random head, saved under ``bench/results/models/``, so that every
+process reads with the same weights (speed does not depend on the head; F1 does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # run as a script from a checkout
+
+from bench import _speed_workers as workers  # noqa: E402
+
+DEFAULT_DATA = "korquad-eval:{shared}/data/korquad/KorQuAD_v1.0_dev.json.gz:400"
+PEER_VENV = HERE / ".peer" / ".venv"
+PEER_TRANSFORMERS = "transformers==5.2.0"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reader", default="koqa:reader-small", help="model name or folder (default: koqa:reader-small)")
+    p.add_argument("--data", default=None, help="examples spec (default: 400 eval-split KorQuAD questions)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--max-seq-len", type=int, default=384)
+    p.add_argument("--stride", type=int, default=128)
+    p.add_argument("--batch-sizes", default=None, help="comma list for pipeline and ceiling (default cpu 1,4,16; cuda 8,32,128)")
+    p.add_argument("--reader-batch-size", type=int, default=None, help="koqa reader batch size (default: its config)")
+    p.add_argument("--backends", default=None, help="comma list of torch,onnx,onnx-int8 (default: all on cpu, torch on cuda)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default=None, help="float32 / bf16 / fp16 (default float32 on cpu, bf16 on cuda)")
+    p.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default: their own)")
+    p.add_argument("--repeats", type=int, default=2, help="timed passes per measurement; the best counts")
+    p.add_argument("--skip-pipeline", action="store_true", help="do not run the transformers pipeline peer")
+    p.add_argument("--peer-python", default=None, help="python of an existing env with transformers 5.2.0 (skips venv setup)")
+    p.add_argument("--wheels", default=os.environ.get("PIP_FIND_LINKS"), help="folder with the local torch wheel for the peer venv")
+    p.add_argument("--out", default=str(HERE / "results"))
+    return p.parse_args(argv)
+
+
+def ensure_peer_venv(wheels: str | None) -> Path:
+    """``bench/.peer/.venv`` with transformers 5.2.0 and this interpreter's exact torch build.
+
+    torch comes from the local wheel (never the default index, which would pull CUDA
+    packages on Linux); ``--system-site-packages`` stays off so transformers 5.24 of
+    the main environment cannot leak in.
+    """
+    import torch
+
+    python = PEER_VENV / "bin" / "python"
+    if python.exists() and _peer_ok(python, torch.__version__):
+        return python
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEER_VENV)], check=True)
+    wheel = _local_torch_wheel(wheels, torch.__version__)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel), PEER_TRANSFORMERS], check=True)
+    if not _peer_ok(python, torch.__version__):
+        raise SystemExit(f"peer venv {PEER_VENV} does not import transformers 5.2.0 with torch {torch.__version__}")
+    return python
+
+
+def _peer_ok(python: Path, torch_version: str) -> bool:
+    code = "import torch, transformers; print(torch.__version__, transformers.__version__)"
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    return out.returncode == 0 and out.stdout.split() == [torch_version, PEER_TRANSFORMERS.split("==")[1]]
+
+
+def _local_torch_wheel(wheels: str | None, version: str) -> Path:
+    base = version.split("+")[0]
+    for folder in (wheels or "").split():
+        found = sorted(Path(folder.removeprefix("file://")).glob(f"torch-{base}*.whl"))
+        if found:
+            return found[0]
+    raise SystemExit(f"no local torch-{base} wheel found in {wheels!r}; pass --wheels DIR or --peer-python PYTHON")
+
+
+def run_subprocess(cmd: list[str], job: dict, label: str) -> dict:
+    """Run one measurement in a fresh process: JOB json in, RESULT json out."""
+    with tempfile.TemporaryDirectory(prefix="koqa-bench-") as tmp:
+        job_file, out_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_file.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+        print(f"[{time.strftime('%H:%M:%S')}] {label} ...", file=sys.stderr, flush=True)
+        proc = subprocess.run([*cmd, str(job_file), str(out_file)], env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if proc.returncode != 0 or not out_file.exists():
+            return {"error": f"{label} failed with exit code {proc.returncode}"}
+        return json.loads(out_file.read_text(encoding="utf-8"))
+
+
+def collect(args, model: str, examples) -> dict:
+    """All measurements for one configuration, as raw results."""
+    device = args.device
+    dtype = workers.norm_dtype(args.dtype or ("float32" if device == "cpu" else "bfloat16"))
+    sizes = [int(b) for b in (args.batch_sizes or ("1,4,16" if device == "cpu" else "8,32,128")).split(",")]
+    backends = (args.backends or ("torch,onnx,onnx-int8" if device == "cpu" else "torch")).split(",")
+    base = {"model": model, "questions": [e.question for e in examples], "contexts": [e.context for e in examples],
+            "max_seq_len": args.max_seq_len, "doc_stride": args.stride, "device": device, "dtype": dtype,
+            "repeats": args.repeats, "threads": args.threads}
+    me = [sys.executable, str(Path(__file__).resolve().parent / "_speed_workers.py")]
+    raw: dict = {"config": {**{k: v for k, v in base.items() if k not in ("questions", "contexts")},
+                            "batch_sizes": sizes, "backends": backends, "questions": len(examples)}}
+    raw["ceiling"] = run_subprocess([*me, "ceiling"], {**base, "batch_sizes": sizes}, "ceiling (bare forward)")
+    raw["koqa"] = {}
+    for b in backends:
+        job = {**base, "backend": b, "batch_size": args.reader_batch_size}
+        raw["koqa"][b] = run_subprocess([*me, "koqa"], job, f"koqa reader, {b}")
+    if not args.skip_pipeline:
+        python = Path(args.peer_python) if args.peer_python else ensure_peer_venv(args.wheels)
+        job = {**base, "batch_sizes": sizes, "max_answer_len": 30, "max_question_len": 96}
+        raw["pipeline"] = run_subprocess([str(python), str(HERE / "_hf_pipeline_peer.py")], job, "transformers pipeline")
+    return raw
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from koqa.reader.korquad import read_train_spec
+
+    shared = Path(os.environ.get("KOQA_SHARED", HERE.parents[1] / "shared"))
+    examples, _ = read_train_spec(args.data or DEFAULT_DATA.format(shared=shared))
+    examples = examples[: args.limit] if args.limit else examples
+    model = workers.model_with_head(args.reader, HERE / "results" / "models")
+    raw = collect(args, model, examples)
+    report = workers.summarise(raw, examples)
+    workers.print_table(report)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"reader_speed-{args.device}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    report["meta"] = workers.machine_info(" ".join(sys.argv))
+    path.write_text(json.dumps({**report, "raw": raw}, indent=1, ensure_ascii=False), encoding="utf-8")
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
