@@ -117,6 +117,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit-questions", type=int, default=0, help="evaluate a random sample (0 = all)")
     ap.add_argument("--latency-queries", type=int, default=200)
     ap.add_argument("--no-cache", action="store_true", help="do not reuse cached embeddings")
+    ap.add_argument("--bm25-weight", type=float, default=1.0, help="weight of BM25 in hybrid RRF (dense: 1)")
     ap.add_argument("--korquad", type=Path, default=KORQUAD)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -136,11 +137,13 @@ def main(argv=None) -> int:
         emb.cache = {}
 
     with tempfile.TemporaryDirectory(prefix="koqa-bench-") as tmp:
-        store = DocumentStore.open(f"sqlite:///{tmp}/bench.db", Path(tmp) / "indexes", emb)
+        store = DocumentStore.open(f"sqlite:///{tmp}/bench.db", Path(tmp) / "indexes", emb,
+                                   fusion_weights={"bm25": args.bm25_weight})
         store.chunker.analyzer.kiwi  # load Kiwi before timing the ingest (once per process)
         report = store.ingest("default", docs)
         emb.save()
         result = evaluate(store, emb, questions, args)
+        emb.save()  # with the query vectors
         store.close()
     result.update(ingest_stats(report, emb))
     result.update(setup(args, inner, load_s, store, len(questions)))
@@ -164,16 +167,25 @@ def evaluate(store, emb, questions, args) -> dict:
     recall = {m: {f"@{k}": found[m][k] / len(questions) for k in KS} for m in MODES}
     latency = {}
     sample = random.Random(1).sample(questions, min(args.latency_queries, len(questions)))
+    vectors = dict(zip((q["id"] for q in questions), qvecs))
     store.embedder = emb.inner  # the full path, uncached: embed the query, search, fetch passages
     for mode in MODES:
-        times = []
+        full, search_only = [], []
         for q in sample:
             t = time.perf_counter()
             store.retrieve(q["question"], 10, mode=mode)
-            times.append(time.perf_counter() - t)
-        times.sort()
-        latency[mode] = {"p50_ms": 1000 * statistics.median(times), "p95_ms": 1000 * times[int(0.95 * (len(times) - 1))]}
+            full.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            store.retrieve(q["question"], 10, mode=mode, query_vector=vectors[q["id"]])
+            search_only.append(time.perf_counter() - t)
+        latency[mode] = {**_percentiles(full), **{f"search_only_{k}": v for k, v in _percentiles(search_only).items()}}
+    store.embedder = emb
     return {"recall": recall, "latency": latency}
+
+
+def _percentiles(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
+    return {"p50_ms": 1000 * statistics.median(times), "p95_ms": 1000 * times[int(0.95 * (len(times) - 1))]}
 
 
 def ingest_stats(report, emb) -> dict:
@@ -194,6 +206,7 @@ def ingest_stats(report, emb) -> dict:
 def setup(args, inner, load_s, store, n_questions) -> dict:
     return {"setup": {
         "embedder": args.embedder, "backend": args.backend, "embedder_load_s": load_s,
+        "fusion_weights": {"dense": 1.0, "bm25": args.bm25_weight},
         "chunker": store.chunker.settings, "questions": n_questions, "machine": platform.node(),
         "cpus": os.cpu_count(), "load_avg": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M"),
     }}
@@ -201,11 +214,14 @@ def setup(args, inner, load_s, store, n_questions) -> dict:
 
 def print_table(r: dict) -> None:
     s, ing = r["setup"], r["ingest"]
-    print(f"\nembedder {s['embedder']} ({s['backend']}), {s['questions']} questions, chunker {s['chunker']}")
-    print(f"{'mode':8s} {'R@1':>7s} {'R@5':>7s} {'R@20':>7s} {'p50 ms':>8s} {'p95 ms':>8s}")
+    print(f"\nembedder {s['embedder']} ({s['backend']}), {s['questions']} questions, chunker {s['chunker']}, "
+          f"RRF weights {s['fusion_weights']}")
+    print(f"{'mode':8s} {'R@1':>7s} {'R@5':>7s} {'R@20':>7s} {'p50 ms':>8s} {'p95 ms':>8s}"
+          f" {'search-only p50':>16s} {'p95':>6s}")
     for m in MODES:
         rec, lat = r["recall"][m], r["latency"][m]
-        print(f"{m:8s} {rec['@1']:7.4f} {rec['@5']:7.4f} {rec['@20']:7.4f} {lat['p50_ms']:8.1f} {lat['p95_ms']:8.1f}")
+        print(f"{m:8s} {rec['@1']:7.4f} {rec['@5']:7.4f} {rec['@20']:7.4f} {lat['p50_ms']:8.1f} {lat['p95_ms']:8.1f}"
+              f" {lat['search_only_p50_ms']:16.1f} {lat['search_only_p95_ms']:6.1f}")
     pct = ing["overhead_pct_of_encode"]
     print(f"ingest: {ing['documents']} documents, {ing['passages']} passages in {ing['timings_s']['total']:.1f} s "
           f"= {ing['passages_per_s']:.2f} passages/s; encode {ing['encode_s']:.1f} s, overhead {ing['overhead_s']:.1f} s"

@@ -22,6 +22,12 @@ def test_rrf_on_hand_made_rankings():
     assert dict((item, ranks) for item, _, ranks in fused)["c"] == {"dense": 3, "bm25": 1}
 
 
+def test_rrf_weights():
+    fused = reciprocal_rank_fusion({"dense": ["a", "b"], "bm25": ["b", "a"]}, k=60, weights={"bm25": 2.0})
+    assert [i for i, _, _ in fused] == ["b", "a"]
+    assert fused[0][1] == pytest.approx(1 / 62 + 2 / 61)
+
+
 def test_rrf_ties_limit_duplicates_and_empty():
     # equal scores: the item with the better single rank first, then first appearance
     fused = reciprocal_rank_fusion({"x": ["a", "b"], "y": ["b", "a"]}, k=0)

@@ -126,8 +126,11 @@ def test_bad_inputs_are_typed_errors(make_store):
     for kwargs in ({"query": ""}, {"query": "a", "k": 0}, {"query": "a", "mode": "sparse"}, {"query": "a", "k": True}):
         with pytest.raises(InvalidInput):
             store.retrieve(**kwargs)
-    report = store.ingest("default", [Document(id="e", text="   "), DOCS[0], DOCS[0]])
-    assert [s for s, _ in report.failed] == ["e", "sejong.txt"] and report.skipped == ["sejong"]
+    report = store.ingest("default", [Document(id="e", text="   "), DOCS[0], DOCS[0],
+                                      Document(id="m", text="본문", meta={"bad": object()}),
+                                      Document(id="x" * 600, text="본문")])
+    assert [s for s, _ in report.failed][:2] == ["e", "sejong.txt"] and report.skipped == ["sejong"]
+    assert "JSON" in report.failed[2][1] and "512" in report.failed[3][1] and len(report.failed) == 4
 
 
 def test_mismatched_embedder_or_chunker_is_refused(make_store):

@@ -85,10 +85,23 @@ def document_hash(doc: Document) -> str:
 
 
 def prepare_document(doc: Document) -> Document:
-    """NFC-normalise a caller's document; give it a content id if it has none."""
+    """NFC-normalise a caller's document; give it a content id if it has none.
+
+    Raises :class:`LoadError` (reported as a failed document) for empty text, an id over
+    512 characters or metadata that is not JSON.
+    """
+    where = doc.source or str(doc.id)[:80] or "document"
+    if not isinstance(doc.text, str) or not isinstance(doc.title, str):
+        raise LoadError(where, "text and title must be strings")
     text, title = normalize_text(doc.text), normalize_text(doc.title).strip()
     if not text.strip():
-        raise LoadError(doc.source or doc.id or "document", "no text to index (empty document)")
+        raise LoadError(where, "no text to index (empty document)")
+    if len(str(doc.id)) > 512:
+        raise LoadError(where, "document id longer than 512 characters")
+    try:
+        json.dumps(dict(doc.meta))
+    except (TypeError, ValueError) as exc:
+        raise LoadError(where, f"meta is not JSON-serialisable ({exc})") from None
     return Document(id=str(doc.id) or content_id(text, title), text=text, title=title, source=doc.source,
                     meta=dict(doc.meta))
 

@@ -1,7 +1,8 @@
 """Reciprocal rank fusion (Cormack et al., 2009) as a pure function.
 
-Each item scores ``sum(1 / (k + rank))`` over the rankings it appears in (rank is
-1-based). Ties are broken by the best single rank, then by first appearance.
+Each item scores ``sum(w / (k + rank))`` over the rankings it appears in (rank is
+1-based, ``w`` the ranking's weight, 1 unless given). Ties are broken by the best single
+rank, then by first appearance.
 
 >>> fused = reciprocal_rank_fusion({"dense": ["a", "b", "c"], "bm25": ["b", "d"]}, k=60)
 >>> [(item, round(score, 5)) for item, score, _ in fused]
@@ -17,14 +18,15 @@ from typing import Hashable, Mapping, Sequence, TypeVar
 T = TypeVar("T", bound=Hashable)
 
 
-def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[T]], k: int = 60,
-                           limit: int | None = None) -> list[tuple[T, float, dict[str, int]]]:
+def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[T]], k: int = 60, limit: int | None = None,
+                           weights: Mapping[str, float] | None = None) -> list[tuple[T, float, dict[str, int]]]:
     """Fuse named rankings (best first) into ``[(item, score, {name: rank})]``, best first.
 
     A duplicate inside one ranking counts at its first (best) position only.
     """
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
+    weights = weights or {}
     scores: dict[T, float] = {}
     ranks: dict[T, dict[str, int]] = {}
     order: dict[T, int] = {}
@@ -34,7 +36,7 @@ def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[T]], k: int = 60,
             if name in item_ranks:
                 continue
             item_ranks[name] = rank
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weights.get(name, 1.0) / (k + rank)
             order.setdefault(item, len(order))
     items = sorted(scores, key=lambda it: (-scores[it], min(ranks[it].values()), order[it]))
     if limit is not None:

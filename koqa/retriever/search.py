@@ -15,7 +15,7 @@ is computed from the stored vector even for passages only BM25 found, and vice v
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -36,15 +36,18 @@ class Ranked:
 
 
 def search_indexes(idx: CollectionIndexes, qvec: np.ndarray | None, terms: Sequence[str], k: int, mode: str,
-                   depth: int = FUSION_DEPTH) -> list[Ranked]:
-    """Rank passages by ``mode``; ``qvec`` may be None (no dense), ``terms`` empty (no BM25)."""
+                   depth: int = FUSION_DEPTH, weights: Mapping[str, float] | None = None) -> list[Ranked]:
+    """Rank passages by ``mode``; ``qvec`` may be None (no dense), ``terms`` empty (no BM25).
+
+    ``weights`` weighs the retrievers in the fusion (default: equal).
+    """
     depth = max(k, depth) if mode == "hybrid" else k
     dense = idx.dense.search(qvec, depth) if qvec is not None and mode != "bm25" else []
     bm25_all = idx.bm25.score_all(terms) if terms and mode != "dense" else None
     bm25 = top_k(idx.bm25.ids, bm25_all, depth) if bm25_all is not None else []
     rankings = {"dense": [i for i, _ in dense], "bm25": [i for i, _ in bm25]}
     if mode == "hybrid":
-        fused = reciprocal_rank_fusion(rankings, k=RRF_K, limit=k)
+        fused = reciprocal_rank_fusion(rankings, k=RRF_K, limit=k, weights=weights)
         order = [(pid, score) for pid, score, _ in fused]
     else:
         order = (dense if mode == "dense" else bm25)[:k]

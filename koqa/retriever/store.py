@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from sqlalchemy import select
@@ -56,17 +56,24 @@ __all__ = ["DocumentStore", "IngestReport", "Progress"]
 class DocumentStore:
     """Collections of documents with hybrid retrieval; satisfies :class:`~koqa.retriever.base.Retriever`."""
 
-    def __init__(self, engine, index_dir: Path, embedder=None, chunker: Chunker | None = None):
+    def __init__(self, engine, index_dir: Path, embedder=None, chunker: Chunker | None = None, *,
+                 fusion_weights: Mapping[str, float] | None = None):
         self.engine, self.index_dir, self.embedder = engine, Path(index_dir), embedder
+        self.fusion_weights = dict(fusion_weights or {})  # e.g. {"bm25": 2.0}; equal when empty
         self._chunker = chunker
         self._analyzer = chunker.analyzer if chunker else None
         self._indexes: dict[int, CollectionIndexes] = {}
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, database_url: str, index_dir: Path, embedder=None, chunker: Chunker | None = None) -> "DocumentStore":
-        """Open (creating tables, and the ``default`` collection, if needed)."""
-        store = cls(make_engine(database_url), index_dir, embedder, chunker)
+    def open(cls, database_url: str, index_dir: Path, embedder=None, chunker: Chunker | None = None, *,
+             fusion_weights: Mapping[str, float] | None = None) -> "DocumentStore":
+        """Open (creating tables, and the ``default`` collection, if needed).
+
+        ``fusion_weights`` weighs dense and BM25 in hybrid RRF (default equal; on KorQuAD
+        ``{"bm25": 2.0}`` raises recall@1, see bench/retrieval.py).
+        """
+        store = cls(make_engine(database_url), index_dir, embedder, chunker, fusion_weights=fusion_weights)
         with store._session() as s, s.begin():
             if s.scalar(select(CollectionRow.id).where(CollectionRow.name == "default")) is None:
                 sql.create_collection(s, "default", "flat")
@@ -309,7 +316,7 @@ class DocumentStore:
                 qvec = self.embedder.embed_queries([query])[0] if query_vector is None else query_vector
             terms = self.analyzer.terms(query) if mode != "dense" else []
             with self._lock:
-                ranked = search_indexes(idx, qvec, terms, k, mode)
+                ranked = search_indexes(idx, qvec, terms, k, mode, weights=self.fusion_weights)
             passages = self._passages(s, coll.id, [r.passage_id for r in ranked])
         return [Hit(passages[r.passage_id], r.score, r.scores, r.ranks) for r in ranked if r.passage_id in passages]
 
