@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import random
-import re
 import time
 from pathlib import Path
 
@@ -30,31 +29,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KOQA_SHARED", ROOT.parent / "shared"))
-COLLECTION = "korquad-open"
 RECALL_AT = (1, 5, 10, 20)
 
 
 def build_store(settings, embedder_name: str, data: list[dict], distractors: int, store_dir: Path | None):
-    """The cached store holding eval articles + ``distractors`` train-split articles."""
-    from koqa.ingest.embedders import load_embedder
-    from koqa.pipeline.calibrate import article_documents
-    from koqa.retriever.store import DocumentStore
+    """The cached store holding the eval articles + ``distractors`` train-split articles."""
+    from koqa.pipeline.calibrate import article_documents, corpus_store
 
     docs = article_documents(data)
     keep = docs[:distractors] + docs[len(data) - 40:]
-    folder = store_dir or settings.home / "bench" / "open_domain" / re.sub(r"[^\w.-]+", "_", embedder_name)
-    folder.mkdir(parents=True, exist_ok=True)
-    store = DocumentStore.open(f"sqlite:///{folder}/koqa.db", folder / "indexes",
-                               load_embedder(embedder_name, settings=settings))
-    store.create_collection(COLLECTION, exist_ok=True)
-    wanted = {d.id for d in keep}
-    for old in store.list_documents(COLLECTION):  # a smaller --distractors than last time
-        if old.id not in wanted:
-            store.delete_document(COLLECTION, old.id)
-    t0 = time.perf_counter()
-    report = store.ingest(COLLECTION, keep)
-    print(f"corpus: {len(keep)} articles ({report.counts}, {time.perf_counter() - t0:.1f} s) in {folder}")
-    return store, len(keep)
+    return corpus_store(settings, embedder_name, keep, store_dir), len(keep)
 
 
 def recall_ranks(hits, q) -> int | None:
@@ -83,6 +67,7 @@ def run(args) -> dict:
 
     from koqa.pipeline import QAPipeline
     from koqa.pipeline.depth import ReadingDepth
+    from koqa.pipeline.calibrate import KORQUAD_COLLECTION as COLLECTION
     from koqa.pipeline.calibrate import article_questions
     from koqa.reader import QAReader
     from koqa.reader.korquad import evaluate, load_squad

@@ -18,9 +18,9 @@ when there is one (``--articles``).
 from __future__ import annotations
 
 import argparse
+import json
 import random
-import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -31,7 +31,7 @@ from koqa.pipeline.calibration import DEFAULT_PATH, FEATURES, Calibration, featu
 from koqa.pipeline.qa import QAPipeline
 from koqa.types import Document
 
-KORQUAD_COLLECTION = "korquad-dev"
+KORQUAD_COLLECTION = "korquad-open"
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,31 @@ def calibrate(examples: Sequence[Example], *, threshold: float = 0.25, min_f1: f
     return replace(base, weights=w, bias=b, metrics=report)
 
 
+def corpus_store(settings, embedder_name: str, docs: Sequence[Document], store_dir: Path | None = None):
+    """A store holding exactly ``docs`` in :data:`KORQUAD_COLLECTION`, cached between runs.
+
+    Default folder: ``$KOQA_HOME/bench/open_domain/<embedder>`` (shared with
+    bench/open_domain.py); re-runs skip unchanged documents and drop extra ones.
+    """
+    import re
+
+    from koqa.ingest.embedders import load_embedder
+    from koqa.retriever.store import DocumentStore
+
+    folder = store_dir or settings.home / "bench" / "open_domain" / re.sub(r"[^\w.-]+", "_", embedder_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    store = DocumentStore.open(f"sqlite:///{folder}/koqa.db", folder / "indexes",
+                               load_embedder(embedder_name, settings=settings))
+    store.create_collection(KORQUAD_COLLECTION, exist_ok=True)
+    wanted = {d.id for d in docs}
+    for old in store.list_documents(KORQUAD_COLLECTION):
+        if old.id not in wanted:
+            store.delete_document(KORQUAD_COLLECTION, old.id)
+    report = store.ingest(KORQUAD_COLLECTION, docs)
+    print(f"corpus: {len(docs)} articles ({report.counts}) in {folder}")
+    return store
+
+
 def load_korquad(path: Path, articles: str = "train") -> tuple[list[Document], list[Question]]:
     """All 140 articles as the corpus; the questions of ``articles`` ("train", "eval" or "A:B")."""
     from koqa.reader.korquad import load_squad
@@ -181,12 +206,12 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--min-f1", type=float, default=0.5)
     ap.add_argument("--corpus", choices=("all", "questions"), default="all",
                     help="all 140 articles, or only those holding the chosen questions (quick runs)")
+    ap.add_argument("--store-dir", type=Path, default=None, help="cached corpus store (default: under KOQA_HOME)")
+    ap.add_argument("--examples-out", type=Path, default=None, help="also write the labelled examples (JSON)")
     ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
     args = ap.parse_args(list(argv) if argv is not None else None)
 
-    from koqa.ingest.embedders import load_embedder
     from koqa.reader import QAReader
-    from koqa.retriever.store import DocumentStore
     from koqa.settings import Settings
 
     settings = Settings.from_env()
@@ -196,17 +221,15 @@ def main(argv: Iterable[str] | None = None) -> None:
     if args.corpus == "questions":
         docs = [d for d in docs if d.id in {q.doc_id for q in questions}]
     reader = QAReader.from_pretrained(args.reader or settings.reader, settings=settings)
-    with tempfile.TemporaryDirectory(prefix="koqa-calibrate-") as tmp:
-        store = DocumentStore.open(f"sqlite:///{tmp}/koqa.db", Path(tmp) / "indexes",
-                                   load_embedder(args.embedder or settings.embedder, settings=settings))
-        try:
-            store.create_collection(KORQUAD_COLLECTION)
-            store.ingest(KORQUAD_COLLECTION, docs)
-            pipe = QAPipeline(store, reader)
-            examples = collect(pipe, questions, KORQUAD_COLLECTION, top_k_passages=args.top_k, min_f1=args.min_f1,
-                               progress=lambda d, n: print(f"\r{d}/{n} questions", end="", flush=True))
-        finally:
-            store.close()
+    store = corpus_store(settings, args.embedder or settings.embedder, docs, args.store_dir)
+    try:
+        pipe = QAPipeline(store, reader)
+        examples = collect(pipe, questions, KORQUAD_COLLECTION, top_k_passages=args.top_k, min_f1=args.min_f1,
+                           progress=lambda d, n: print(f"\r{d}/{n} questions", end="", flush=True))
+    finally:
+        store.close()
+    if args.examples_out:
+        args.examples_out.write_text(json.dumps([asdict(e) for e in examples], ensure_ascii=False))
     print()
     cal = calibrate(examples, threshold=args.threshold, min_f1=args.min_f1, reader=args.reader or settings.reader,
                     fitted_on=f"KorQuAD 1.0 dev articles {args.articles}, {len(questions)} questions, top-{args.top_k}")
