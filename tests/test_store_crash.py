@@ -33,7 +33,7 @@ CHILD = textwrap.dedent('''
     from pathlib import Path
     sys.path.insert(0, {root!r})
     from tests.test_store_crash import documents, chunker_for_test, SlowEmbedder
-    from koqa.retriever import files, store as store_mod
+    from koqa.retriever import files, writer as writer_mod
     from koqa.retriever.store import DocumentStore
 
     point, db, index_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
@@ -44,22 +44,22 @@ CHILD = textwrap.dedent('''
         os.kill(os.getpid(), signal.SIGKILL)
 
     if point == "mid_transaction":  # rows written, transaction not committed
-        original = store_mod.sql.write_documents
+        original = writer_mod.sql.write_documents
         def write(*a, **k):
             out = original(*a, **k)
             calls["n"] += 1
             if calls["n"] == 4:
                 die()
             return out
-        store_mod.sql.write_documents = write
+        writer_mod.sql.write_documents = write
     elif point == "after_commit":  # committed, in-memory indexes updated, files not saved
-        original_commit = store_mod._Sink.commit
+        original_commit = writer_mod.CollectionWriter.commit
         def commit(self, group):
             original_commit(self, group)
             calls["n"] += 1
             if calls["n"] == 4:
                 die()
-        store_mod._Sink.commit = commit
+        writer_mod.CollectionWriter.commit = commit
     elif point == "between_renames":  # dense.faiss replaced, bm25.npz not yet
         original_replace = files.os.replace
         def replace(src, dst):

@@ -45,6 +45,10 @@ def _store(settings: Settings, *, with_embedder: bool, backend: str | None = Non
     if with_embedder:
         from koqa.ingest.embedders import load_embedder
 
+        if backend in (None, "sentence-transformers") and settings.embedder != "fake":
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # the CLI shows its own progress
         kwargs = {"backend": backend} if backend else {}
         embedder = load_embedder(settings.embedder, settings=settings, **kwargs)
     return DocumentStore.from_settings(settings, embedder)
@@ -219,6 +223,8 @@ def doctor(collection: Optional[str] = typer.Option(None, "--collection", "-c", 
         typer.echo(f"{name}: {stats['documents']} documents, {stats['passages']} passages")
     for f in report.findings:
         typer.echo(f"  {'repaired' if f.repaired else 'PROBLEM'} [{f.collection}] {f.problem}")
+    for note in report.notes:
+        typer.echo(f"  note: {note}")
     typer.echo("ok: database and indexes agree" if report.healthy and not report.findings else
                "ok: repaired" if report.healthy else "problems remain (run without --check to repair)")
     if not report.healthy:

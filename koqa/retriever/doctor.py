@@ -4,8 +4,9 @@ Checks, per collection: passages without their document, documents whose passage
 missing or do not match their text, vectors of the wrong size, index files that are
 missing, unreadable, or hold other ids, vectors or term counts than SQL. Repairs: bad
 SQL rows are deleted (the report names each document to re-ingest) and index files are
-rebuilt from the vectors and terms stored in SQL. Index folders of deleted collections
-and temp files of killed writers are removed.
+rebuilt from the vectors and terms stored in SQL. Temp files of killed writers are
+removed. Index folders that belong to no collection of this database are only noted
+(another database may share the index folder; they are never needed by this one).
 
 >>> DoctorReport([Finding("demo", "dense index lacks 3 passages", repaired=True)]).healthy
 True
@@ -13,7 +14,6 @@ True
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,7 @@ class Finding:
 class DoctorReport:
     findings: list[Finding] = field(default_factory=list)
     checked: dict[str, dict[str, int]] = field(default_factory=dict)  # collection → documents/passages
+    notes: list[str] = field(default_factory=list)  # harmless observations; do not affect health
 
     @property
     def healthy(self) -> bool:
@@ -58,15 +59,14 @@ def run_doctor(store, *, repair: bool = True, collection: str | None = None) -> 
             if repair and any(f.repaired for f in found):
                 sql.bump(s, coll.id)  # other processes then reconcile their in-memory indexes
                 s.commit()
-                store._indexes.pop(coll.id, None)
+                store._cache.drop(coll.id)
             findings += found
             checked[coll.name] = {
                 "documents": s.scalar(select(func.count(DocumentRow.id)).where(DocumentRow.collection_id == coll.id)),
                 "passages": sql.passage_count(s, coll.id)}
             s.rollback()
-        if collection is None:
-            findings += _check_folders(store.index_dir, {r.uid for r in sql.list_collections(s)}, repair)
-    return DoctorReport(findings, checked)
+        notes = _check_folders(store.index_dir, {r.uid for r in sql.list_collections(s)}, repair)
+    return DoctorReport(findings, checked, notes)
 
 
 def _check_sql(s: Session, coll: CollectionRow, repair: bool) -> list[Finding]:
@@ -154,18 +154,15 @@ def _compare(s: Session, collection_id: int, idx: CollectionIndexes) -> list[str
     return []
 
 
-def _check_folders(index_dir: Path, uids: set[str], repair: bool) -> list[Finding]:
-    out = []
+def _check_folders(index_dir: Path, uids: set[str], repair: bool) -> list[str]:
+    notes = []
     if not index_dir.is_dir():
-        return out
-    for folder in sorted(index_dir.iterdir()):
-        if folder.is_dir() and folder.name not in uids and (folder / DENSE_FILE).exists():
-            if repair:
-                shutil.rmtree(folder, ignore_errors=True)
-            out.append(Finding("-", f"index folder {folder.name} of a deleted collection"
-                               + ("; removed" if repair else ""), repair, "files"))
-        elif folder.is_dir():
-            stale = clean_temp(folder) if repair else []
-            if stale:
-                out.append(Finding("-", f"{len(stale)} temp files of an interrupted write removed", True, "files"))
-    return out
+        return notes
+    for folder in sorted(p for p in index_dir.iterdir() if p.is_dir()):
+        if folder.name not in uids and (folder / DENSE_FILE).exists():
+            notes.append(f"index folder {folder} belongs to no collection of this database "
+                         "(a deleted collection, or another database sharing the folder)")
+        stale = clean_temp(folder) if repair else []
+        if stale:
+            notes.append(f"removed {len(stale)} temp files of an interrupted write in {folder}")
+    return notes

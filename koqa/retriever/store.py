@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,19 +31,22 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from koqa.errors import IndexMismatch, InvalidInput, NotFound
 from koqa.ingest.chunking import Chunker
 from koqa.ingest.loaders import LoadError, load_documents
 from koqa.ingest.morph import KiwiAnalyzer
-from koqa.ingest.pipeline import IngestReport, Pipeline, Prepared, Progress
+from koqa.ingest.pipeline import IngestReport, Pipeline, Progress
 from koqa.retriever import sqlstore as sql
 from koqa.retriever.base import Mode
+from koqa.retriever.cache import IndexCache
 from koqa.retriever.dense import KINDS
 from koqa.retriever.indexes import CollectionIndexes
 from koqa.retriever.schema import CollectionRow, DocumentRow, IndexMetaRow, PassageRow, make_engine
 from koqa.retriever.search import search_indexes
+from koqa.retriever.writer import CollectionWriter
 from koqa.types import Document, Hit, Passage
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,8 @@ class DocumentStore:
         self.fusion_weights = dict(fusion_weights or {})  # e.g. {"bm25": 2.0}; equal when empty
         self._chunker = chunker
         self._analyzer = chunker.analyzer if chunker else None
-        self._indexes: dict[int, CollectionIndexes] = {}
-        self._lock = threading.RLock()
+        self._cache = IndexCache(self.index_dir)
+        self._lock = self._cache.lock  # guards every index access
 
     @classmethod
     def open(cls, database_url: str, index_dir: Path, embedder=None, chunker: Chunker | None = None, *,
@@ -74,9 +76,10 @@ class DocumentStore:
         ``{"bm25": 2.0}`` raises recall@1, see bench/retrieval.py).
         """
         store = cls(make_engine(database_url), index_dir, embedder, chunker, fusion_weights=fusion_weights)
-        with store._session() as s, s.begin():
-            if s.scalar(select(CollectionRow.id).where(CollectionRow.name == "default")) is None:
-                sql.create_collection(s, "default", "flat")
+        try:
+            store.create_collection("default", exist_ok=True)
+        except IntegrityError:
+            pass  # another process created it at the same moment
         return store
 
     @classmethod
@@ -127,7 +130,7 @@ class DocumentStore:
             with s.begin():
                 row = sql.get_collection(s, name)
                 sql.delete_collection(s, row)
-            self._indexes.pop(row.id, None)
+            self._cache.drop(row.id)
             shutil.rmtree(self.index_dir / row.uid, ignore_errors=True)
 
     # ingest -----------------------------------------------------------------------
@@ -153,13 +156,13 @@ class DocumentStore:
         coll = self._prepare_ingest(collection)
         with self._session() as s:  # load + reconcile now, so each commit only applies its own change
             self._fresh_indexes(s, coll, s.get(IndexMetaRow, coll.id))
-        sink = _Sink(self, coll)
+        sink = CollectionWriter(self._session, self._cache, coll, self.embedder.dim)
         pipeline = Pipeline(self.chunker, self.embedder, sink, batch_size=batch_size, progress=progress)
         try:
             report = pipeline.run(items)
         finally:
             t = time.perf_counter()
-            self._save(coll.id)
+            self._cache.save(coll.id)
             sink.times["save"] = time.perf_counter() - t
         timings = {**report.timings, **sink.times, "total": time.perf_counter() - started}
         return replace(report, timings=timings)
@@ -178,7 +181,7 @@ class DocumentStore:
                         f"collection {name!r} was chunked with {meta.chunker}; this store chunks with "
                         f"{chunker.settings}. Use the same chunker settings or ingest into a new collection.")
             if empty and (meta.embedder, meta.dim) != (emb.name, emb.dim):
-                self._indexes.pop(coll.id, None)  # an empty collection may switch embedders
+                self._cache.drop(coll.id)  # an empty collection may switch embedders
             meta.embedder, meta.dim, meta.chunker = emb.name, emb.dim, chunker.settings
             meta.backend = getattr(emb, "backend", None)
         return coll
@@ -192,43 +195,11 @@ class DocumentStore:
                 "or ingest into a new collection.")
 
     # indexes ----------------------------------------------------------------------
-    def _loaded(self, coll: CollectionRow, meta: IndexMetaRow) -> CollectionIndexes:
-        """The collection's indexes as last loaded or updated (not yet checked against SQL)."""
-        with self._lock:
-            idx = self._indexes.get(coll.id)
-            dim = meta.dim or (self.embedder.dim if self.embedder else 1)
-            if idx is None or idx.dim != dim or idx.kind != meta.index_kind:
-                idx = CollectionIndexes.load(self.index_dir / coll.uid, dim, meta.index_kind)
-                self._indexes[coll.id] = idx
-            return idx
+    def _fallback_dim(self) -> int:
+        return self.embedder.dim if self.embedder else 1
 
     def _fresh_indexes(self, s: Session, coll: CollectionRow, meta: IndexMetaRow) -> CollectionIndexes:
-        """The collection's indexes, reconciled with SQL if SQL changed since they were checked."""
-        with self._lock:
-            idx = self._loaded(coll, meta)
-            if idx.generation != coll.generation:
-                self._reconcile(s, coll, idx)
-            return idx
-
-    def _reconcile(self, s: Session, coll: CollectionRow, idx: CollectionIndexes) -> None:
-        generation = s.scalar(select(CollectionRow.generation).where(CollectionRow.id == coll.id))
-        result = idx.reconcile(s, coll.id)
-        idx.generation = generation
-        if result.changed:
-            log.info("collection %s: indexes reconciled with SQL: %s", coll.name, result)
-            self._try_save(idx)
-
-    def _try_save(self, idx: CollectionIndexes) -> None:
-        try:
-            idx.save()
-        except OSError as exc:  # a read-only index folder: the in-memory indexes are still right
-            log.warning("could not save indexes in %s: %s", idx.folder, exc)
-
-    def _save(self, collection_id: int) -> None:
-        with self._lock:
-            idx = self._indexes.get(collection_id)
-            if idx is not None:
-                idx.save()
+        return self._cache.fresh(s, coll, meta, self._fallback_dim())
 
     def _load_checked(self, s: Session, name: str) -> tuple[CollectionRow, IndexMetaRow, CollectionIndexes]:
         coll = sql.get_collection(s, name)
@@ -266,11 +237,11 @@ class DocumentStore:
                 coll = sql.get_collection(s, collection)
                 removed = sql.delete_document(s, coll.id, doc_id)
                 gen = sql.bump(s, coll.id)
-            idx = self._indexes.get(coll.id)
+            idx = self._cache.get(coll.id)
             if idx is not None:
                 idx.remove(removed)
                 idx.generation = gen if idx.generation == gen - 1 else -1
-                self._try_save(idx)
+                self._cache.try_save(idx)
 
     def get_passage(self, collection: str, passage_id: str | int) -> Passage:
         with self._session() as s:
@@ -326,32 +297,3 @@ class DocumentStore:
         from koqa.retriever.doctor import run_doctor
 
         return run_doctor(self, repair=repair, collection=collection)
-
-
-class _Sink:
-    """Commits prepared documents for the pipeline: SQL first, then the in-memory indexes."""
-
-    def __init__(self, store: DocumentStore, coll: CollectionRow):
-        self.store, self.coll = store, coll
-        self.times = {"index": 0.0, "save": 0.0}
-
-    def existing_hashes(self, doc_ids: Sequence[str]) -> dict[str, str]:
-        with self.store._session() as s:
-            return sql.existing_hashes(s, self.coll.id, list(doc_ids))
-
-    def commit(self, group: Sequence[Prepared]) -> None:
-        store = self.store
-        with store._lock, store._session() as s:
-            with s.begin():
-                removed, new_ids = sql.write_documents(s, self.coll.id, group)
-                generation = sql.bump(s, self.coll.id)
-            t = time.perf_counter()
-            idx = store._loaded(self.coll, s.get(IndexMetaRow, self.coll.id))
-            if idx.generation == generation - 1:  # nobody else wrote: apply our change
-                idx.remove(removed)
-                for p, ids in zip(group, new_ids):
-                    idx.add(ids, p.vectors, [c.terms for c in p.chunks])
-                idx.generation = generation
-            else:  # another writer interleaved: SQL (with our commit) decides
-                store._reconcile(s, self.coll, idx)
-            self.times["index"] += time.perf_counter() - t
