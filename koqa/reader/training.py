@@ -111,6 +111,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * total), total)
     step, losses = _resume(out, model, opt, sched, cfg, log)
+    log(f"{len(feats)} windows, {per_epoch} steps per epoch, schedule of {total} steps")
     pad = tokenizer.pad_token_id or 0
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
     bar = tqdm(total=total, initial=step, desc="training", unit="step")
@@ -192,7 +193,8 @@ def _resume(out: Path, model, opt, sched, cfg: TrainConfig, log) -> tuple[int, l
         return 0, []
     saved = json.loads((ckpt / "config.json").read_text())
     mine = asdict(cfg)
-    keys = ("base", "train", "batch_size", "max_seq_len", "doc_stride", "seed", "epochs", "lr", "max_steps")
+    # epochs/max_steps may change between runs: that lengthens or shortens the schedule
+    keys = ("base", "train", "batch_size", "max_seq_len", "doc_stride", "seed", "lr")
     if any(saved.get(k) != (list(mine[k]) if isinstance(mine[k], tuple) else mine[k]) for k in keys):
         raise InvalidInput("out", str(out), "holds a checkpoint made with other settings; use another --out or delete it")
     state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
