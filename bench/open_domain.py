@@ -65,7 +65,7 @@ def closed_context(reader, questions, data: list[dict]) -> dict:
 def run(args) -> dict:
     import torch
 
-    from koqa.pipeline import QAPipeline
+    from koqa.pipeline import Calibration, QAPipeline
     from koqa.pipeline.depth import ReadingDepth
     from koqa.pipeline.calibrate import KORQUAD_COLLECTION as COLLECTION
     from koqa.pipeline.calibrate import article_questions
@@ -82,7 +82,8 @@ def run(args) -> dict:
     store, n_docs = build_store(settings, args.embedder or settings.embedder, data, args.distractors, args.store_dir)
     reader = QAReader.from_pretrained(args.reader or settings.reader, settings=settings)
     depth = ReadingDepth(args.read_first, args.stop_confidence) if args.read_first else None
-    pipe = QAPipeline(store, reader, depth=depth)
+    calibration = Calibration.load(args.calibration) if args.calibration else None
+    pipe = QAPipeline(store, reader, depth=depth, calibration=calibration)
     pipe.run(questions[0].text, COLLECTION, args.k)  # warm-up: lazy loads, first-call allocations
 
     preds, latencies, retrieve_s, read_s, ranks, abstained, n_read = {}, [], [], [], [], 0, []
@@ -107,6 +108,7 @@ def run(args) -> dict:
         "depth": {"read_first": args.read_first, "stop_confidence": args.stop_confidence} if depth else "all",
         "mean_passages_read": round(float(np.mean(n_read)), 2),
         "reader": args.reader or settings.reader, "embedder": args.embedder or settings.embedder,
+        "calibration": str(args.calibration or "default (koqa/pipeline/calibration.json)"),
         "exact_match": round(e2e["exact_match"], 2), "f1": round(e2e["f1"], 2),
         "recall": {f"@{k}": round(100 * np.mean([r is not None and r <= k for r in ranks]), 2)
                    for k in RECALL_AT if k <= args.k},
@@ -147,6 +149,7 @@ def main(argv=None) -> None:
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of N eval-split questions")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k", type=int, default=20, help="passages retrieved and read per question")
+    ap.add_argument("--calibration", type=Path, default=None, help="calibration JSON (default: the packaged one)")
     ap.add_argument("--read-first", type=int, default=0, help="adaptive depth: passages read first (0: all k)")
     ap.add_argument("--stop-confidence", type=float, default=0.8, help="adaptive depth: stop at this confidence")
     ap.add_argument("--distractors", type=int, default=100, help="train-split articles added to the corpus (0-100)")
