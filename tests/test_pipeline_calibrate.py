@@ -68,8 +68,9 @@ def test_calibrate_command_end_to_end(shared_dir, tiny_model_dir, tmp_path, monk
     monkeypatch.setenv("KOQA_HOME", str(tmp_path))
     out = tmp_path / "calibration.json"
     main(["--korquad", str(shared_dir / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz"), "--reader",
-          str(tiny_model_dir), "--embedder", "fake", "--limit", "6", "--corpus", "questions", "--top-k", "3",
+          str(tiny_model_dir), "--embedder", "fake", "--limit", "6", "--corpus", "questions", "--top-k", "3", "--read-first", "1",
           "--out", str(out)])
     cal = Calibration.load(out)
     assert cal.features == FEATURES and cal.metrics["questions"] == 6
     assert "6 questions" in cal.fitted_on and "wrote" in capsys.readouterr().out
+    assert cal.read_first == 1 and cal.first_pass is not None and "first 1 passages" in cal.first_pass.fitted_on

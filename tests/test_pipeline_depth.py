@@ -74,3 +74,19 @@ def test_depth_settings_are_checked():
         ReadingDepth(first=0)
     with pytest.raises(InvalidInput):
         ReadingDepth(stop_confidence=2.0)
+
+
+def test_the_stop_rule_uses_the_first_pass_model(tmp_path):
+    from koqa.pipeline import Calibration
+    from koqa.pipeline.calibration import FEATURES
+
+    sure = Calibration(FEATURES, (0.0,) * len(FEATURES), 10.0)
+    unsure = Calibration(FEATURES, (0.0,) * len(FEATURES), -10.0)
+    for main, first, calls in [(unsure, sure, [[2]]), (sure, unsure, [[2], [4]])]:
+        cal = Calibration(FEATURES, main.weights, main.bias, first_pass=first, read_first=2)
+        cal.save(tmp_path / "c.json")
+        assert Calibration.load(tmp_path / "c.json") == cal
+        reader = Recorder({Q: "세종대왕"})
+        QAPipeline(retriever(), reader, calibration=cal, depth=ReadingDepth(first=2, stop_confidence=0.5)).run(
+            Q, "h", top_k_passages=6)
+        assert reader.contexts == calls

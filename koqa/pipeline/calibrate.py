@@ -66,15 +66,22 @@ def article_questions(articles: Sequence[dict], first_index: int = 0) -> list[Qu
 
 
 def collect(pipeline: QAPipeline, questions: Sequence[Question], collection: str, *, top_k_passages: int = 20,
-            top_n_answers: int = 5, min_f1: float = 0.5, batch: int = 8, progress=None) -> list[Example]:
-    """Ask every question; each of its top-n candidates becomes a labelled example."""
+            top_n_answers: int = 5, min_f1: float = 0.5, batch: int = 8, read_first: int = 0,
+            progress=None) -> list[Example]:
+    """Ask every question; each of its top-n candidates becomes a labelled example.
+
+    ``read_first`` > 0 reads only that many of the retrieved passages, as the first
+    pass of adaptive reading depth does (for fitting its stop rule).
+    """
     from koqa.reader.korquad import f1_score
 
     out: list[Example] = []
     for i in range(0, len(questions), batch):
         chunk = questions[i:i + batch]
         hits = [pipeline.retrieve(q.text, collection, top_k_passages) for q in chunk]
-        spans = pipeline.read([q.text for q in chunk], hits, top_n_answers)
+        chunk, hits = [q for q, h in zip(chunk, hits) if h], [h for h in hits if h]
+        read = [h[:read_first] if read_first else h for h in hits]
+        spans = pipeline.read_once([q.text for q in chunk], [[x.passage.text for x in r] for r in read], top_n_answers)
         for q, h, s in zip(chunk, hits, spans):
             cands = ans.candidates(s, h)
             feats = [features(c, cands, h) for c in cands]
@@ -206,6 +213,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--min-f1", type=float, default=0.5)
     ap.add_argument("--corpus", choices=("all", "questions"), default="all",
                     help="all 140 articles, or only those holding the chosen questions (quick runs)")
+    ap.add_argument("--read-first", type=int, default=0,
+                    help="also fit the stop rule of adaptive depth on reads of only the first N passages")
     ap.add_argument("--store-dir", type=Path, default=None, help="cached corpus store (default: under KOQA_HOME)")
     ap.add_argument("--examples-out", type=Path, default=None, help="also write the labelled examples (JSON)")
     ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
@@ -224,8 +233,11 @@ def main(argv: Iterable[str] | None = None) -> None:
     store = corpus_store(settings, args.embedder or settings.embedder, docs, args.store_dir)
     try:
         pipe = QAPipeline(store, reader)
+        show = lambda d, n: print(f"\r{d}/{n} questions", end="", flush=True)  # noqa: E731
         examples = collect(pipe, questions, KORQUAD_COLLECTION, top_k_passages=args.top_k, min_f1=args.min_f1,
-                           progress=lambda d, n: print(f"\r{d}/{n} questions", end="", flush=True))
+                           progress=show)
+        first = collect(pipe, questions, KORQUAD_COLLECTION, top_k_passages=args.top_k, min_f1=args.min_f1,
+                        read_first=args.read_first, progress=show) if args.read_first else []
     finally:
         store.close()
     if args.examples_out:
@@ -233,6 +245,11 @@ def main(argv: Iterable[str] | None = None) -> None:
     print()
     cal = calibrate(examples, threshold=args.threshold, min_f1=args.min_f1, reader=args.reader or settings.reader,
                     fitted_on=f"KorQuAD 1.0 dev articles {args.articles}, {len(questions)} questions, top-{args.top_k}")
+    if first:
+        stop = calibrate(first, min_f1=args.min_f1, reader=cal.reader,
+                         fitted_on=f"{cal.fitted_on}, reading only the first {args.read_first} passages")
+        cal = replace(cal, first_pass=stop, read_first=args.read_first)
+        print("first-pass model:", {k: v for k, v in stop.metrics.items() if "default" not in k})
     cal.save(args.out)
     for k, v in cal.metrics.items():
         print(f"{k:45s} {v:.4f}")

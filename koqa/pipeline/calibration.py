@@ -54,6 +54,10 @@ class Calibration:
     fitted_on: str = ""
     reader: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
+    # Adaptive reading depth decides after reading only the first ``read_first`` passages, where the
+    # reader's probabilities are normalised over fewer passages; its stop rule uses this model then.
+    first_pass: "Calibration | None" = None
+    read_first: int = 0
 
     def __post_init__(self):
         unknown = [f for f in self.features if f not in FEATURES]
@@ -80,15 +84,27 @@ class Calibration:
             raise InvalidInput("calibration", str(path), "file not found") from None
         except json.JSONDecodeError as exc:
             raise InvalidInput("calibration", str(path), f"not valid JSON ({exc})") from None
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping) -> "Calibration":
+        raw = dict(raw)
         raw["features"], raw["weights"] = tuple(raw["features"]), tuple(float(w) for w in raw["weights"])
+        if raw.get("first_pass"):
+            raw["first_pass"] = cls.from_dict(raw["first_pass"])
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
-    def save(self, path: str | Path) -> None:
-        data = asdict(self)
+    def to_dict(self) -> dict:
+        data = {k: v for k, v in asdict(self).items() if k != "first_pass"}
         data["features"], data["weights"] = list(self.features), [round(w, 6) for w in self.weights]
         data["bias"] = round(self.bias, 6)
-        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        if self.first_pass is not None:
+            data["first_pass"] = self.first_pass.to_dict()
+        return data
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 def features(cand: Candidate, others: Sequence[Candidate], hits: Sequence[Hit]) -> dict[str, float]:

@@ -168,8 +168,10 @@ class QAPipeline:
         """Whether the answers read so far are confident enough to stop reading."""
         if self.depth is None or not spans:
             return False
-        best = self.assemble(question, hits, spans, top_n_answers).answers
-        return bool(best) and best[0].score >= self.depth.stop_confidence
+        model = self.calibration.first_pass or self.calibration  # fitted on first-pass reads when available
+        cands = ans.candidates(spans, hits)
+        best = max((model.confidence(features(c, cands, hits)) for c in cands), default=0.0)
+        return best >= self.depth.stop_confidence
 
     def assemble(self, question: str, hits: Sequence[Hit], spans: Sequence[Span], top_n_answers: int = 5, *,
                  threshold: float | None = None, timings: Mapping[str, float] | None = None) -> QAResult:
