@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--max-seq-len", type=int, default=384)
     p.add_argument("--stride", type=int, default=128)
-    p.add_argument("--batch-sizes", default=None, help="comma list for pipeline and ceiling (default cpu 1,4,16; cuda 8,32,128)")
+    p.add_argument("--batch-sizes", default=None, help="comma list for pipeline and ceiling (default cpu 1,4,16,32; cuda 8,32,128)")
     p.add_argument("--reader-batch-size", type=int, default=None, help="koqa reader batch size (default: its config)")
     p.add_argument("--backends", default=None, help="comma list of torch,onnx,onnx-int8 (default: all on cpu, torch on cuda)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -119,7 +119,7 @@ def collect(args, model: str, examples) -> dict:
     """All measurements for one configuration, as raw results."""
     device = args.device
     dtype = workers.norm_dtype(args.dtype or ("float32" if device == "cpu" else "bfloat16"))
-    sizes = [int(b) for b in (args.batch_sizes or ("1,4,16" if device == "cpu" else "8,32,128")).split(",")]
+    sizes = [int(b) for b in (args.batch_sizes or ("1,4,16,32" if device == "cpu" else "8,32,128")).split(",")]
     backends = (args.backends or ("torch,onnx,onnx-int8" if device == "cpu" else "torch")).split(",")
     base = {"model": model, "questions": [e.question for e in examples], "contexts": [e.context for e in examples],
             "max_seq_len": args.max_seq_len, "doc_stride": args.stride, "device": device, "dtype": dtype,
@@ -146,7 +146,12 @@ def main(argv=None) -> None:
     shared = Path(os.environ.get("KOQA_SHARED", HERE.parents[1] / "shared"))
     examples, _ = read_train_spec(args.data or DEFAULT_DATA.format(shared=shared))
     examples = examples[: args.limit] if args.limit else examples
-    model = workers.model_with_head(args.reader, HERE / "results" / "models")
+    from koqa.errors import KoqaError
+
+    try:
+        model = workers.model_with_head(args.reader, HERE / "results" / "models")
+    except KoqaError as exc:
+        raise SystemExit(f"cannot use --reader {args.reader!r}: {exc}") from None
     raw = collect(args, model, examples)
     report = workers.summarise(raw, examples)
     workers.print_table(report)
