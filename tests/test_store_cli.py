@@ -78,6 +78,8 @@ def test_unknown_collection_and_bad_options_are_clear_errors(env):
     assert r.exit_code == 2 and "mode" in r.output
     r = run("ingest", str(env), "--backend", "onnx")
     assert r.exit_code == 2 and "backend" in r.output
+    r = run("ingest", str(env), "-c", "nope", "--no-create")
+    assert r.exit_code == 2 and "collection not found: 'nope'" in r.output
 
 
 def test_real_process_missing_path_exits_nonzero_without_traceback(env):

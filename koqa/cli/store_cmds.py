@@ -57,6 +57,7 @@ def ingest(
     collection: str = COLLECTION, db: Optional[str] = DB, embedder: Optional[str] = EMBEDDER,
     backend: Optional[str] = BACKEND,
     index: str = typer.Option("flat", "--index", help="FAISS index for a new collection: flat, hnsw or ivf."),
+    create: bool = typer.Option(True, "--create/--no-create", help="Create the collection if it does not exist."),
     as_json: bool = AS_JSON,
 ) -> None:
     """Add, update or skip documents; failed files are listed and make the exit status 1."""
@@ -72,7 +73,7 @@ def ingest(
     with console.status(f"loading embedder {settings.embedder} …"):
         store = _store(settings, with_embedder=True, backend=backend)
     try:
-        if collection not in store.collections():
+        if collection not in store.collections() and create:
             store.create_collection(collection, index=index)
             console.print(f"created collection {collection!r}")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("passages"),

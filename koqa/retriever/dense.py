@@ -91,10 +91,9 @@ class DenseIndex:
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of ``ids`` (all must be present)."""
-        out = np.zeros((len(ids), self.dim), np.float32)
-        for r, i in enumerate(ids):
-            out[r] = self.index.reconstruct(int(i))
-        return out
+        if not len(ids):
+            return np.zeros((0, self.dim), np.float32)
+        return self.index.reconstruct_batch(np.asarray(ids, np.int64)).reshape(len(ids), self.dim)
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         if k <= 0 or not len(self):
