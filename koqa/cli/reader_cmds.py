@@ -55,7 +55,7 @@ def read(
     top_k: int = typer.Option(1, "--top-k", "-k"),
     max_answer_len: int = typer.Option(30),
     token_probs: bool = typer.Option(False, help="Include per-token start/end probabilities."),
-    trim_particles: bool = typer.Option(False, help="Cut trailing Korean particles (은/는/에서 …)."),
+    trim_particles: bool = typer.Option(True, help="Cut trailing Korean particles (은/는/에서 …)."),
 ) -> None:
     """Answer a question from context(s); prints JSON."""
     if pairs is not None:
@@ -84,7 +84,7 @@ def eval_cmd(
     backend: str = typer.Option("torch"),
     predictions: Optional[Path] = typer.Option(None, help="Where to write id → answer JSON."),
     limit: Optional[int] = typer.Option(None, help="Evaluate a seeded sample of N questions."),
-    trim_particles: bool = typer.Option(False),
+    trim_particles: bool = typer.Option(True),
     batch_size: int = typer.Option(16),
 ) -> None:
     """EM/F1 with the official KorQuAD 1.0 metric."""

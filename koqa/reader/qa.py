@@ -34,7 +34,8 @@ class ReaderConfig:
     max_answer_len: int = 30
     batch_size: int = 16
     max_context_chars: int = 100_000
-    trim_particles: bool = False
+    # on by default: on eval-split it lifts EM 50.96 → 55.79 and F1 71.21 → 71.81 (bench/reader_accuracy.py)
+    trim_particles: bool = True
 
 
 @dataclass(frozen=True)
