@@ -16,7 +16,7 @@ from koqa.api.server import serve_in_thread
 from koqa.ingest.chunking import Chunker, RegexTokenizer
 from koqa.ingest.embedders import FakeEmbedder
 from koqa.ingest.loaders import load_documents
-from koqa.pipeline.fakes import FakeReader
+from koqa.pipeline.fakes import FakeReader, handset_calibration
 from koqa.retriever.store import DocumentStore
 from koqa.settings import Settings
 
@@ -43,6 +43,7 @@ def store(tmp_path_factory):
 def make_app(tmp_path, store):
     def make(reader=None, **config):
         settings = Settings.from_env({"KOQA_HOME": str(tmp_path)})
+        config.setdefault("calibration", handset_calibration())  # not the packaged weights
         return create_app(settings, reader=reader or FakeReader({Q: "세종대왕"}), store=store,
                           config=ServerConfig(**config))
 

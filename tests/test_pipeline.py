@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import json
 
 import pytest
@@ -10,8 +12,11 @@ import koqa
 from koqa.errors import InvalidInput, NotFound
 from koqa.pipeline import Calibration, QAPipeline
 from koqa.pipeline.answers import highlight, normalize
-from koqa.pipeline.fakes import FakeReader, MemoryRetriever
+from koqa.pipeline.fakes import FakeReader, MemoryRetriever, handset_calibration
 from koqa.types import Hit, Passage
+
+
+QA = functools.partial(QAPipeline, calibration=handset_calibration())  # not the packaged weights
 
 DOC = "머리말입니다. 세종대왕은 1443년 훈민정음을 창제하였다. 훈민정음은 세종대왕이 1446년에 반포하였다."
 Q = "훈민정음을 창제한 왕은 누구인가?"
@@ -42,7 +47,7 @@ def hits():
 
 
 def test_answer_offsets_point_into_the_original_document(hits):
-    qa = QAPipeline(ListRetriever(hits), FakeReader({Q: "세종대왕"}))
+    qa = QA(ListRetriever(hits), FakeReader({Q: "세종대왕"}))
     best = qa.ask(Q, collection="history")[0]
     assert best.text == "세종대왕" and best.doc_id == "d1" and best.doc_title == "훈민정음"
     assert DOC[best.start:best.end] == "세종대왕"
@@ -51,7 +56,7 @@ def test_answer_offsets_point_into_the_original_document(hits):
 
 
 def test_duplicates_merge_keeping_every_source(hits):
-    qa = QAPipeline(ListRetriever(hits), FakeReader({Q: "세종대왕"}))
+    qa = QA(ListRetriever(hits), FakeReader({Q: "세종대왕"}))
     answers = qa.ask(Q, collection="history")
     texts = [a.text for a in answers]
     assert texts.count("세종대왕") == 1
@@ -62,7 +67,7 @@ def test_duplicates_merge_keeping_every_source(hits):
 
 def test_all_passages_are_read_in_one_reader_call(hits):
     reader = FakeReader({Q: "세종대왕"})
-    qa = QAPipeline(ListRetriever(hits), reader)
+    qa = QA(ListRetriever(hits), reader)
     qa.ask(Q, collection="history", top_k_passages=2)
     assert reader.batches == [1]
     out = qa.ask_batch([Q, "반포한 해는?", "누가?"], collection="history")
@@ -70,7 +75,7 @@ def test_all_passages_are_read_in_one_reader_call(hits):
 
 
 def test_scores_are_calibrated_probabilities_in_rank_order(hits):
-    qa = QAPipeline(ListRetriever(hits), FakeReader({Q: "세종대왕"}))
+    qa = QA(ListRetriever(hits), FakeReader({Q: "세종대왕"}))
     answers = qa.ask(Q, collection="history", top_n_answers=5)
     scores = [a.score for a in answers]
     assert all(0.0 <= s <= 1.0 for s in scores) and scores == sorted(scores, reverse=True)
@@ -79,7 +84,7 @@ def test_scores_are_calibrated_probabilities_in_rank_order(hits):
 
 
 def test_below_threshold_the_pipeline_abstains(hits):
-    qa = QAPipeline(ListRetriever(hits), FakeReader({Q: "세종대왕"}), threshold=0.999)
+    qa = QA(ListRetriever(hits), FakeReader({Q: "세종대왕"}), threshold=0.999)
     result = qa.run(Q, collection="history")
     assert result.no_answer and result.answers[0].text == "세종대왕"
     listed = qa.ask(Q, collection="history")
@@ -90,7 +95,7 @@ def test_below_threshold_the_pipeline_abstains(hits):
 
 
 def test_nothing_retrieved_means_no_answer():
-    qa = QAPipeline(MemoryRetriever({"empty": []}), FakeReader())
+    qa = QA(MemoryRetriever({"empty": []}), FakeReader())
     result = qa.run(Q, collection="empty")
     assert result.no_answer and result.answers == ()
     assert [a.text for a in qa.ask(Q, collection="empty")] == [""]
@@ -107,7 +112,7 @@ def test_nothing_retrieved_means_no_answer():
     ({"threshold": 1.5}, "threshold"),
 ])
 def test_bad_arguments_name_the_field(hits, kwargs, field):
-    qa = QAPipeline(ListRetriever(hits), FakeReader())
+    qa = QA(ListRetriever(hits), FakeReader())
     args = {"question": Q, "collection": "history", **kwargs}
     with pytest.raises(InvalidInput) as err:
         qa.ask(**args)
@@ -116,7 +121,7 @@ def test_bad_arguments_name_the_field(hits, kwargs, field):
 
 def test_unknown_collection_is_not_found(hits):
     with pytest.raises(NotFound):
-        QAPipeline(ListRetriever(hits), FakeReader()).ask(Q, collection="nope")
+        QA(ListRetriever(hits), FakeReader()).ask(Q, collection="nope")
 
 
 def test_overlapping_spans_of_one_place_show_once(hits):
@@ -126,7 +131,7 @@ def test_overlapping_spans_of_one_place_show_once(hits):
             from koqa.reader.base import Span
             return spans + [Span("세종대왕은", 0, 5, 7.0, 0.3, 0.3, 0)]
 
-    answers = QAPipeline(ListRetriever(hits), Greedy({Q: "세종대왕"})).ask(Q, collection="history")
+    answers = QA(ListRetriever(hits), Greedy({Q: "세종대왕"})).ask(Q, collection="history")
     assert "세종대왕은" not in [a.text for a in answers]
 
 

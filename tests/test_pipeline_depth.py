@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,10 @@ import pytest
 from koqa.errors import InvalidInput
 from koqa.pipeline import QAPipeline
 from koqa.pipeline.depth import ReadingDepth, merge_stages
-from koqa.pipeline.fakes import FakeReader, MemoryRetriever
+from koqa.pipeline.fakes import FakeReader, MemoryRetriever, handset_calibration
+
+
+QA = functools.partial(QAPipeline, calibration=handset_calibration())  # not the packaged weights
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 Q = "훈민정음을 창제한 왕은 누구인가?"
@@ -34,7 +39,7 @@ def retriever():
 
 def test_a_decisive_first_pass_stops_reading():
     reader = Recorder({Q: "세종대왕"})
-    qa = QAPipeline(retriever(), reader, depth=ReadingDepth(first=2, stop_confidence=0.5))
+    qa = QA(retriever(), reader, depth=ReadingDepth(first=2, stop_confidence=0.5))
     result = qa.run(Q, "h", top_k_passages=6)
     assert reader.contexts == [[2]] and result.timings["passages_read"] == 2
     assert result.answers[0].text == "세종대왕" and len(result.hits) == 6
@@ -42,11 +47,11 @@ def test_a_decisive_first_pass_stops_reading():
 
 def test_an_undecided_question_reads_the_rest_and_batches_stay_shared():
     reader = Recorder({Q: "세종대왕"})
-    qa = QAPipeline(retriever(), reader, depth=ReadingDepth(first=2, stop_confidence=1.0))  # never decisive
+    qa = QA(retriever(), reader, depth=ReadingDepth(first=2, stop_confidence=1.0))  # never decisive
     results = qa.run_batch([Q, Q], "h", top_k_passages=6)
     assert reader.contexts == [[2, 2], [4, 4]]  # two calls in all, each for both questions
     assert all(r.timings["passages_read"] == 6 for r in results)
-    full = QAPipeline(retriever(), FakeReader({Q: "세종대왕"})).run(Q, "h", top_k_passages=6)
+    full = QA(retriever(), FakeReader({Q: "세종대왕"})).run(Q, "h", top_k_passages=6)
     staged = results[0]
     assert [a.text for a in staged.answers] == [a.text for a in full.answers]
     assert [len(a.sources) for a in staged.answers] == [len(a.sources) for a in full.answers]
@@ -87,6 +92,6 @@ def test_the_stop_rule_uses_the_first_pass_model(tmp_path):
         cal.save(tmp_path / "c.json")
         assert Calibration.load(tmp_path / "c.json") == cal
         reader = Recorder({Q: "세종대왕"})
-        QAPipeline(retriever(), reader, calibration=cal, depth=ReadingDepth(first=2, stop_confidence=0.5)).run(
+        QA(retriever(), reader, calibration=cal, depth=ReadingDepth(first=2, stop_confidence=0.5)).run(
             Q, "h", top_k_passages=6)
         assert reader.contexts == calls

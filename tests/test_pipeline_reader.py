@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from test_api import chunker, store  # noqa: F401  (fixtures: the samples in a real store)
 
 from koqa.pipeline import QAPipeline
+from koqa.pipeline.fakes import handset_calibration
+
+
+QA = functools.partial(QAPipeline, calibration=handset_calibration())  # not the packaged weights
 
 
 class CountingReader:
@@ -21,7 +27,7 @@ class CountingReader:
 
 @pytest.fixture
 def pipeline(store, tiny_reader):
-    return QAPipeline(store, CountingReader(tiny_reader))
+    return QA(store, CountingReader(tiny_reader))
 
 
 QUESTIONS = ["훈민정음을 창제한 왕은 누구인가?", "명량 해전에서 이순신이 이끈 배는 몇 척이었나?", "재택근무는 주 몇 회까지 할 수 있나?"]

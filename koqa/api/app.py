@@ -72,7 +72,8 @@ def create_app(settings: Settings, *, reader=None, store=None, config: ServerCon
         live_reader = reader if reader is not None else _load_reader(settings)
         live_store = store if store is not None else _load_store(settings)
         await asyncio.to_thread(_warm_up, live_store, live_reader if reader is None else None)
-        pipeline = QAPipeline(live_store, live_reader, threshold=config.threshold, depth=config.depth)
+        pipeline = QAPipeline(live_store, live_reader, threshold=config.threshold, depth=config.depth,
+                              calibration=config.calibration)
         batcher = MicroBatcher(live_reader, max_batch_size=config.max_batch_size, max_wait_s=config.max_wait_s,
                                max_queue=config.max_queue, retry_after_s=config.retry_after_s)
         app.state.koqa = ServerState(settings, config, live_store, live_reader, pipeline, batcher, threading.Lock())

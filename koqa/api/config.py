@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from koqa.errors import InvalidInput
+from koqa.pipeline.calibration import Calibration
 from koqa.pipeline.depth import ReadingDepth
 
 
@@ -30,6 +31,7 @@ class ServerConfig:
     api_key: str | None = None
     threshold: float | None = None  # abstain threshold; None = the calibration file's
     depth: ReadingDepth | None = None  # adaptive reading depth; None = read all retrieved passages
+    calibration: Calibration | None = None  # None = the packaged koqa/pipeline/calibration.json
 
     def __post_init__(self):
         for name in ("max_batch_size", "max_queue", "retry_after_s", "max_body_bytes"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -23,12 +24,14 @@ def ask(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Abstain below this confidence (0..1)."),
     read_first: int = typer.Option(0, "--read-first", help="Adaptive depth: read this many passages first (0: all)."),
     stop_confidence: float = typer.Option(0.8, help="Adaptive depth: stop after the first pass at this confidence."),
+    calibration: Optional[Path] = typer.Option(None, help="Calibration JSON (default: the packaged one)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Answer QUESTION from the documents of a collection, with each answer's source."""
     from koqa.pipeline import QAPipeline
 
-    pipeline = QAPipeline.from_settings(Settings.from_env(), depth=_depth(read_first, stop_confidence))
+    pipeline = QAPipeline.from_settings(Settings.from_env(), depth=_depth(read_first, stop_confidence),
+                                        calibration=_calibration(calibration))
     result = pipeline.run(question, collection, top_k, top_n, mode, threshold=threshold)
     if as_json:
         typer.echo(json.dumps({
@@ -68,6 +71,7 @@ def serve(
     threshold: Optional[float] = typer.Option(None, help="Abstain below this confidence (default: calibration's)."),
     read_first: int = typer.Option(0, "--read-first", help="Adaptive depth: read this many passages first (0: all)."),
     stop_confidence: float = typer.Option(0.8, help="Adaptive depth: stop after the first pass at this confidence."),
+    calibration: Optional[Path] = typer.Option(None, help="Calibration JSON (default: the packaged one)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve the HTTP API and the web page (models load once at start). API key: env KOQA_API_KEY."""
@@ -77,7 +81,7 @@ def serve(
 
     config = ServerConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
                           max_body_bytes=int(max_body_mb * 1024 * 1024), threshold=threshold,
-                          depth=_depth(read_first, stop_confidence))
+                          depth=_depth(read_first, stop_confidence), calibration=_calibration(calibration))
     settings = Settings.from_env()
     typer.echo(f"koqa: serving on http://{host}:{port}/ (docs at /docs)"
                + (", API key required" if settings.api_key else ""), err=True)
@@ -88,3 +92,9 @@ def _depth(read_first: int, stop_confidence: float):
     from koqa.pipeline.depth import ReadingDepth
 
     return ReadingDepth(read_first, stop_confidence) if read_first > 0 else None
+
+
+def _calibration(path: Path | None):
+    from koqa.pipeline import Calibration
+
+    return Calibration.load(path) if path else None
