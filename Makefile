@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.koqa-installed
 
-.PHONY: setup test test-fast demo bench clean
+.PHONY: setup test test-fast demo test-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,16 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	$(BIN)/koqa models prepare
 
-test: $(STAMP)
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q
+
+# Best effort: the browser and PostgreSQL tests need Debian packages; without them they skip.
+test-tools:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v pg_ctlcluster >/dev/null \
+	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	       && apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	          chromium chromium-driver fonts-noto-cjk postgresql >/dev/null; } \
+	  || echo "note: chromium/postgresql not installed; their tests will skip"
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
