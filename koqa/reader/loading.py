@@ -15,7 +15,7 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf1
 def resolve(name_or_path: str, settings=None) -> str:
     from koqa.models.registry import resolve_model
 
-    return resolve_model(name_or_path, settings) if settings is not None else resolve_model(name_or_path)
+    return resolve_model(name_or_path, settings)
 
 
 def load_tokenizer(path: str):

@@ -12,7 +12,7 @@ question; spans are then decoded per question across all its windows and context
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -189,7 +189,7 @@ class QAReader:
             seen.add((ci, span.start, span.end))
             if o.return_token_probs:
                 m = w.is_context
-                span = _with_probs(span, TokenProbs(w.offsets[m], np.exp(log_ps[r, : len(w)][m]), np.exp(log_pe[r, : len(w)][m])))
+                span = replace(span, token_probs=TokenProbs(w.offsets[m], np.exp(log_ps[r, : len(w)][m]), np.exp(log_pe[r, : len(w)][m])))
             spans.append(span)
             if len(spans) == o.top_k:
                 break
@@ -206,12 +206,6 @@ class QAReader:
             return None
         cs += len(text) - len(text.lstrip())
         return Span(stripped, cs, cs + len(stripped), score, ps, pe, ci)
-
-
-def _with_probs(span: Span, probs: TokenProbs) -> Span:
-    from dataclasses import replace
-
-    return replace(span, token_probs=probs)
 
 
 def _add_null(spans: list[Span], start, end, log_ps, log_pe, top_k: int) -> list[Span]:
