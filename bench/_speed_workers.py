@@ -71,34 +71,50 @@ def _sync(torch, device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _bare_pass(torch, model, batches, dev: str) -> float:
+    """Seconds for one bare forward over pre-built batches."""
+    with torch.inference_mode():
+        _sync(torch, dev)
+        t0 = time.perf_counter()
+        for b in batches:
+            model(**b)
+        _sync(torch, dev)
+    return time.perf_counter() - t0
+
+
+def _device_batches(torch, windows, batch_size: int, pad: int, dev: str) -> list[dict]:
+    from koqa.reader.windows import batches_by_length, pad_batch
+
+    return [{k: torch.from_numpy(v).to(dev) for k, v in pad_batch([windows[i] for i in idx], pad).items()}
+            for idx in batches_by_length(windows, batch_size)]
+
+
 def ceiling(job: dict) -> dict:
-    """Bare forward over koqa's exact windows, sorted by length, padded per batch, inputs pre-built."""
+    """Bare forward over koqa's exact windows, sorted by length, padded per batch, inputs pre-built.
+
+    Batch sizes are timed round-robin, in ABBA order (each repeat reverses the
+    order), so a load change during the run hits every size alike.
+    """
     import torch
 
     from koqa.reader.loading import load_qa_model, load_tokenizer
-    from koqa.reader.windows import batches_by_length, make_windows, pad_batch
+    from koqa.reader.windows import make_windows
 
-    dev = job["device"]
+    dev, sizes = job["device"], job["batch_sizes"]
     tok = load_tokenizer(job["model"])
     model = load_qa_model(job["model"], job["dtype"], dev)
     windows = make_windows(tok, job["questions"], job["contexts"], max_seq_len=job["max_seq_len"], doc_stride=job["doc_stride"])
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    runs = {}
-    for bs in job["batch_sizes"]:
-        batches = [{k: torch.from_numpy(v).to(dev) for k, v in pad_batch([windows[i] for i in idx], pad).items()}
-                   for idx in batches_by_length(windows, bs)]
-        times = []
-        with torch.inference_mode():
-            model(**batches[0])  # warm-up on the longest batch
-            for _ in range(job["repeats"]):
-                _sync(torch, dev)
-                t0 = time.perf_counter()
-                for b in batches:
-                    model(**b)
-                _sync(torch, dev)
-                times.append(time.perf_counter() - t0)
-        runs[str(bs)] = {"seconds": times, "padded_tokens": int(sum(b["input_ids"].numel() for b in batches))}
-        print(f"ceiling batch {bs}: best {min(times):.2f}s", file=sys.stderr, flush=True)
+    batches = {bs: _device_batches(torch, windows, bs, pad, dev) for bs in sizes}
+    with torch.inference_mode():
+        model(**batches[sizes[0]][0])  # warm-up on the longest batch
+    times: dict[int, list[float]] = {bs: [] for bs in sizes}
+    for rep in range(job["repeats"]):
+        for bs in sizes if rep % 2 == 0 else sizes[::-1]:
+            times[bs].append(_bare_pass(torch, model, batches[bs], dev))
+            print(f"ceiling batch {bs}: {times[bs][-1]:.2f}s", file=sys.stderr, flush=True)
+    runs = {str(bs): {"seconds": times[bs], "padded_tokens": int(sum(b["input_ids"].numel() for b in batches[bs]))}
+            for bs in sizes}
     return {"windows": len(windows), "tokens": int(sum(len(w) for w in windows)), "runs": runs,
             "threads": torch.get_num_threads()}
 
@@ -135,32 +151,21 @@ def _paired_ceiling(reader, job: dict):
     """A bare-forward pass over the reader's own windows and batches, with the reader's model."""
     import torch
 
-    from koqa.reader.windows import batches_by_length, make_windows, pad_batch
+    from koqa.reader.windows import make_windows
 
-    model, dev = reader.runner.model, job["device"]
     windows = make_windows(reader.tokenizer, job["questions"], job["contexts"], max_seq_len=job["max_seq_len"],
                            doc_stride=job["doc_stride"])
-    batches = [{k: torch.from_numpy(v).to(dev) for k, v in pad_batch([windows[i] for i in idx], reader.pad_id).items()}
-               for idx in batches_by_length(windows, reader.config.batch_size)]
-
-    def run() -> float:
-        with torch.inference_mode():
-            _sync(torch, dev)
-            t0 = time.perf_counter()
-            for b in batches:
-                model(**b)
-            _sync(torch, dev)
-        return time.perf_counter() - t0
-
-    return run
+    batches = _device_batches(torch, windows, reader.config.batch_size, reader.pad_id, job["device"])
+    model = reader.runner.model
+    return lambda: _bare_pass(torch, model, batches, job["device"])
 
 
 def koqa(job: dict) -> dict:
     """koqa's reader end to end (read_batch over all questions), one backend.
 
     With the torch backend, each timed pass is paired with a bare-forward pass of the
-    same model over the same batches (interleaved), so the fraction of the ceiling
-    is measured under the same machine load.
+    same model over the same batches, interleaved in ABBA order, so the fraction of
+    the ceiling is measured under the same machine load.
     """
     from koqa.reader.windows import make_windows
 
@@ -174,14 +179,16 @@ def koqa(job: dict) -> dict:
     qs, cs = job["questions"], [[c] for c in job["contexts"]]
     reader.read_batch(qs[:2], cs[:2])  # warm-up
     times, forward, bare = [], [], []
-    for _ in range(job["repeats"]):
-        if paired:
+    for rep in range(job["repeats"]):
+        if paired and rep % 2 == 0:  # ABBA: bare, reader, reader, bare, ... cancels a linear load drift
             bare.append(paired())
         timed.seconds = 0.0
         t0 = time.perf_counter()
         spans = reader.read_batch(qs, cs)
         times.append(time.perf_counter() - t0)
         forward.append(timed.seconds)
+        if paired and rep % 2 == 1:
+            bare.append(paired())
     t0 = time.perf_counter()
     windows = make_windows(reader.tokenizer, job["questions"], job["contexts"], max_seq_len=job["max_seq_len"],
                            doc_stride=job["doc_stride"])
@@ -207,8 +214,23 @@ def _scores(examples, answers) -> dict:
 
 
 def _paired(r: dict) -> float | None:
-    """Best bare-forward time / best reader time, both measured interleaved in one process."""
-    return min(r["paired_ceiling_seconds"]) / min(r["seconds"]) if r.get("paired_ceiling_seconds") else None
+    """Bare-forward time / reader time, summed over the interleaved (ABBA) passes of one process."""
+    return sum(r["paired_ceiling_seconds"]) / sum(r["seconds"]) if r.get("paired_ceiling_seconds") else None
+
+
+def _fraction(row: dict, rows: list[dict], ceiling_best: float | None) -> float | None:
+    """Reader tokens/s over the best ceiling's.
+
+    With a paired measurement (torch) it is the paired fraction times the ceiling
+    at the reader's batch size over the best ceiling (both ratios taken within one
+    process, so machine load cancels); otherwise the plain ratio across processes.
+    """
+    if not ceiling_best:
+        return None
+    same = next((r for r in rows if r["name"].startswith("ceiling") and r["batch"] == row["batch"]), None)
+    if row.get("paired_fraction_of_ceiling") and same:
+        return row["paired_fraction_of_ceiling"] * same["tokens_per_s"] / ceiling_best
+    return row["tokens_per_s"] / ceiling_best
 
 
 def summarise(raw: dict, examples) -> dict:
@@ -239,7 +261,7 @@ def summarise(raw: dict, examples) -> dict:
     pipe_best = max((r["questions_per_s"] for r in rows if r["name"].startswith("pipeline")), default=None)
     for r in rows:
         if r["name"].startswith("koqa") and "seconds" in r:
-            r["fraction_of_ceiling"] = r["tokens_per_s"] / ceiling_best if ceiling_best else None
+            r["fraction_of_ceiling"] = _fraction(r, rows, ceiling_best)
             r["x_pipeline"] = r["questions_per_s"] / pipe_best if pipe_best else None
     return {"config": raw["config"], "rows": rows, "ceiling_best_tokens_per_s": ceiling_best,
             "pipeline_best_questions_per_s": pipe_best}
