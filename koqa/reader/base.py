@@ -1,12 +1,15 @@
 """The reader contract: question + context(s) → scored character spans.
 
-Scoring (comparable across contexts and windows): every window of every context
-of one question is scored with the model's raw logits; a span's ``score`` is
-``start_logit + end_logit`` (its log-odds up to one constant per question), and
-``start_prob``/``end_prob`` are softmaxes taken jointly over the candidate tokens
-of *all* windows of *all* contexts of that question, so they are comparable within
-a question (unlike the per-window softmax of the old transformers pipeline).
-``prob = start_prob * end_prob`` is the Hugging Face-style ``score``.
+Scoring (comparable across contexts and windows): each window's start and end
+logits are taken relative to its own first ([CLS], "no answer") token, so a span's
+``score`` = ``start_logit + end_logit − (cls_start + cls_end)`` is its log-odds
+against "the answer is not in this window" (> 0: the model prefers the span).
+``start_prob``/``end_prob`` are softmaxes of those anchored logits taken jointly
+over the candidate tokens of *all* windows of *all* contexts of the question, so
+they are comparable within a question (unlike the per-window softmax of the old
+transformers pipeline, and unlike raw logits, whose offset differs per window).
+``prob = start_prob * end_prob`` is the Hugging Face-style ``score``; with
+``handle_impossible_answer`` the empty "no answer" span has ``score`` 0.
 """
 
 from __future__ import annotations

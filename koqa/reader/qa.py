@@ -173,10 +173,15 @@ class QAReader:
         end = np.full((len(ws), t), -1e9, np.float32)
         mask = np.zeros((len(ws), t), bool)
         for r, w in enumerate(ws):
-            start[r, : len(w)], end[r, : len(w)], mask[r, : len(w)] = starts[r], ends[r], w.is_context
+            # anchor every window at its own "no answer" ([CLS], token 0) logits: a span's score becomes its
+            # log-odds against "not in this window", which compares across windows and passages (raw logits
+            # carry an arbitrary per-window offset; on KorQuAD open-domain, ranking by them picks a wrong
+            # passage most of the time)
+            start[r, : len(w)], end[r, : len(w)] = starts[r] - starts[r][0], ends[r] - ends[r][0]
+            mask[r, : len(w)] = w.is_context
         norm_mask = mask.copy()
         if o.handle_impossible_answer:
-            norm_mask[:, 0] = True  # the first ([CLS]) token stands for "no answer"
+            norm_mask[0, 0] = True  # "no answer" (logit 0 in every window after anchoring) counts once
         log_ps, log_pe = joint_log_softmax(start, norm_mask), joint_log_softmax(end, norm_mask)
         spans: list[Span] = []
         seen: set[tuple[int, int, int]] = set()
@@ -194,7 +199,7 @@ class QAReader:
             if len(spans) == o.top_k:
                 break
         if o.handle_impossible_answer:
-            spans = _add_null(spans, start, end, log_ps, log_pe, o.top_k)
+            spans = _add_null(spans, log_ps, log_pe, o.top_k)
         return spans
 
     def _make_span(self, context: str, ci: int, cs: int, ce: int, score: float, ps: float, pe: float) -> Span | None:
@@ -208,8 +213,7 @@ class QAReader:
         return Span(stripped, cs, cs + len(stripped), score, ps, pe, ci)
 
 
-def _add_null(spans: list[Span], start, end, log_ps, log_pe, top_k: int) -> list[Span]:
-    """Insert the "no answer" span (HF convention: the window with the lowest null score)."""
-    r = int(np.argmin(start[:, 0] + end[:, 0]))
-    null = Span("", 0, 0, float(start[r, 0] + end[r, 0]), float(np.exp(log_ps[r, 0])), float(np.exp(log_pe[r, 0])))
+def _add_null(spans: list[Span], log_ps, log_pe, top_k: int) -> list[Span]:
+    """Insert the "no answer" span (score 0: every span score is relative to it)."""
+    null = Span("", 0, 0, 0.0, float(np.exp(log_ps[0, 0])), float(np.exp(log_pe[0, 0])))
     return sorted(spans + [null], key=lambda sp: -sp.prob)[:top_k]
