@@ -119,6 +119,7 @@ def train(
     freeze_layers: int = typer.Option(0),
     max_steps: Optional[int] = typer.Option(None),
     checkpoint_every: int = typer.Option(100),
+    distractors: float = typer.Option(0.0, help="Fraction of questions also shown a paragraph without their answer."),
 ) -> None:
     """Fine-tune for span extraction on SQuAD-layout data (resumes from OUT/checkpoint)."""
     from koqa.reader.training import TrainConfig, train as run
@@ -126,6 +127,6 @@ def train(
     cfg = TrainConfig(base=base, train=tuple(train_files), out=str(out), eval=eval_file, epochs=epochs, lr=lr,
                       batch_size=batch_size, max_seq_len=max_seq_len, doc_stride=doc_stride, seed=seed,
                       freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, max_steps=max_steps,
-                      checkpoint_every=checkpoint_every)
+                      checkpoint_every=checkpoint_every, distractors=distractors)
     summary = run(cfg, log=lambda m: typer.echo(m, err=True))
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "config"}, ensure_ascii=False))

@@ -3,11 +3,15 @@
 A window that does not contain the whole first gold answer is labelled with token 0
 (the [CLS]/<s> token), as in SQuAD v1 fine-tuning; those windows teach the model to
 score low where the answer is not, which keeps scores comparable across windows.
+:func:`add_distractors` adds whole contexts without the answer (another paragraph of
+the same article, as a retriever would return), labelled the same way, so that the
+reader learns to tell a retrieved passage that answers from one that only looks close.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -53,9 +57,44 @@ def build_features(tokenizer, examples: Sequence[QAExample], *, max_seq_len: int
         windows = make_windows(tokenizer, [e.question for e in part], [e.context for e in part],
                                max_seq_len=max_seq_len, doc_stride=doc_stride, max_question_len=max_question_len)
         for w in windows:
-            text, start = part[w.pair].answers[0]
+            answers = part[w.pair].answers
+            if not answers:  # a distractor context: "no answer here"
+                feats.append(Feature(w, 0, 0))
+                continue
+            text, start = answers[0]
             feats.append(Feature(w, *label_window(w, start, start + len(text))))
     return feats
+
+
+def add_distractors(examples: Sequence[QAExample], ratio: float, seed: int = 0) -> list[QAExample]:
+    """``examples`` plus, for a seeded ``ratio`` of them, the question on a context without its answer.
+
+    The distractor is another paragraph of the same article (by title) that contains
+    none of the gold answer texts, else any such paragraph of the data.
+
+    >>> ex = [QAExample("1", "수도는?", "서울은 수도이다.", (("서울", 0),), "한국"),
+    ...       QAExample("2", "강은?", "한강이 흐른다.", (("한강", 0),), "한국")]
+    >>> [(e.id, e.context, e.answers) for e in add_distractors(ex, 1.0)[2:]]
+    [('1-neg', '한강이 흐른다.', ()), ('2-neg', '서울은 수도이다.', ())]
+    """
+    if ratio <= 0:
+        return list(examples)
+    rng = random.Random(seed)
+    by_title: dict[str, list[str]] = {}
+    for e in examples:
+        ctxs = by_title.setdefault(e.title, [])
+        if not ctxs or ctxs[-1] != e.context:
+            ctxs.append(e.context)
+    pool = [c for ctxs in by_title.values() for c in ctxs]
+    chosen = [e for e in examples if rng.random() < ratio]
+    out = list(examples)
+    for e in chosen:
+        ok = [c for c in by_title[e.title] if c != e.context and not any(a in c for a in e.answer_texts)]
+        if not ok:
+            ok = [c for c in rng.sample(pool, min(20, len(pool))) if c != e.context and not any(a in c for a in e.answer_texts)]
+        if ok:
+            out.append(replace(e, id=f"{e.id}-neg", context=rng.choice(ok), answers=()))
+    return out
 
 
 def _question_fits(tokenizer, question: str, limit: int) -> bool:

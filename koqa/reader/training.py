@@ -17,13 +17,13 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from koqa.errors import InvalidInput
-from koqa.reader.features import Feature, build_features
+from koqa.reader.features import Feature, add_distractors, build_features
 from koqa.reader.korquad import read_train_spec
 from koqa.reader.windows import pad_batch
 
@@ -47,6 +47,8 @@ class TrainConfig:
     checkpoint_every: int = 100
     max_steps: int | None = None
     threads: int | None = None
+    # fraction of questions also trained on a context without their answer (see features.add_distractors)
+    distractors: float = 0.0
     extra: dict = field(default_factory=dict)
 
 
@@ -80,6 +82,10 @@ def _load_data(cfg: TrainConfig, tokenizer, log) -> list[Feature]:
         ex, dropped = read_train_spec(spec, seed=cfg.seed + i)
         log(f"{spec}: {len(ex)} questions, {dropped} answers dropped (offset does not match text)")
         examples += ex
+    if cfg.distractors:
+        n = len(examples)
+        examples = add_distractors(examples, cfg.distractors, seed=cfg.seed)
+        log(f"{len(examples) - n} distractor contexts added")
     return build_features(tokenizer, examples, max_seq_len=cfg.max_seq_len, doc_stride=cfg.doc_stride)
 
 
@@ -134,7 +140,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         sched.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", epoch=f"{step / per_epoch:.2f}")
         if step % cfg.checkpoint_every == 0 or step == total:
@@ -175,7 +181,8 @@ def _save_checkpoint(out: Path, model, opt, sched, step: int, losses: list, cfg:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     torch.save({"model": _trainable_state(model), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "step": step, "losses": losses}, tmp / "state.pt")
+                "step": step, "losses": losses, "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp / "state.pt")
     (tmp / "config.json").write_text(json.dumps(asdict(cfg), ensure_ascii=False))
     old = out / "checkpoint.old"
     shutil.rmtree(old, ignore_errors=True)
@@ -194,12 +201,17 @@ def _resume(out: Path, model, opt, sched, cfg: TrainConfig, log) -> tuple[int, l
     saved = json.loads((ckpt / "config.json").read_text())
     mine = asdict(cfg)
     # epochs/max_steps may change between runs: that lengthens or shortens the schedule
-    keys = ("base", "train", "batch_size", "max_seq_len", "doc_stride", "seed", "lr")
+    keys = ("base", "train", "batch_size", "max_seq_len", "doc_stride", "seed", "lr", "distractors")
+    saved = {**{f.name: f.default for f in fields(TrainConfig)}, **saved}  # checkpoints from before a field existed
     if any(saved.get(k) != (list(mine[k]) if isinstance(mine[k], tuple) else mine[k]) for k in keys):
         raise InvalidInput("out", str(out), "holds a checkpoint made with other settings; use another --out or delete it")
     state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"], strict=False)
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
+    if "rng" in state:  # dropout masks continue as in an uninterrupted run
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
     log(f"resuming from step {state['step']}")
     return state["step"], state["losses"]
