@@ -87,12 +87,15 @@ def run(args) -> dict:
     pipe.run(questions[0].text, COLLECTION, args.k)  # warm-up: lazy loads, first-call allocations
 
     preds, latencies, retrieve_s, read_s, ranks, abstained, n_read = {}, [], [], [], [], 0, []
+    stage_s = {"tokenize": [], "forward": [], "decode": []}
     for n, q in enumerate(questions, 1):
         t0 = time.perf_counter()
         result = pipe.run(q.text, COLLECTION, args.k)
         latencies.append(time.perf_counter() - t0)
         retrieve_s.append(result.timings["retrieve_s"])
         read_s.append(result.timings["read_s"])
+        for k in ("tokenize", "forward", "decode"):
+            stage_s[k].append(result.timings.get(f"read_{k}_s", 0.0))
         n_read.append(result.timings["passages_read"])
         preds[q.id] = result.answers[0].text if result.answers else ""
         abstained += result.no_answer
@@ -115,7 +118,8 @@ def run(args) -> dict:
         "abstained_at_threshold": {"threshold": pipe.threshold, "fraction": round(abstained / len(questions), 4)},
         "latency_s": {"p50": round(float(np.percentile(lat, 50)), 3), "p95": round(float(np.percentile(lat, 95)), 3),
                       "mean": round(float(lat.mean()), 3),
-                      "mean_retrieve": round(float(np.mean(retrieve_s)), 3), "mean_read": round(float(np.mean(read_s)), 3)},
+                      "mean_retrieve": round(float(np.mean(retrieve_s)), 3), "mean_read": round(float(np.mean(read_s)), 3),
+                      **{f"mean_read_{k}": round(float(np.mean(v)), 3) for k, v in stage_s.items()}},
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
     }
     if args.closed:

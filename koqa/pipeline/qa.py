@@ -116,10 +116,12 @@ class QAPipeline:
         t0 = time.perf_counter()
         all_hits = [self.retrieve(q, collection, top_k_passages, mode) for q in questions]
         t1 = time.perf_counter()
+        stages_before = dict(getattr(self.reader, "seconds", {}))  # QAReader: tokenize/forward/decode
         spans, n_read = self._read_stages(questions, all_hits, top_n_answers)
         t2 = time.perf_counter()
         n = max(1, len(questions))
         timings = {"retrieve_s": (t1 - t0) / n, "read_s": (t2 - t1) / n}
+        timings |= {f"read_{k}_s": (v - stages_before[k]) / n for k, v in getattr(self.reader, "seconds", {}).items()}
         return [self.assemble(q, h, s, top_n_answers, threshold=threshold, timings={**timings, "passages_read": r})
                 for q, h, s, r in zip(questions, all_hits, spans, n_read)]
 

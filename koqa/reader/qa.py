@@ -12,6 +12,7 @@ question; spans are then decoded per question across all its windows and context
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
@@ -58,6 +59,8 @@ class QAReader:
         self.trimmer = trimmer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.forward_batches = 0  # how many model batches ran; lets callers observe batching
+        # cumulative wall seconds per stage, so callers can report where reading time goes
+        self.seconds = {"tokenize": 0.0, "forward": 0.0, "decode": 0.0}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, device: str | None = None, dtype: str = "float32",
@@ -104,9 +107,12 @@ class QAReader:
                 pair_c.append(ci)
                 flat_q.append(q)
                 flat_c.append(c)
+        t0 = time.perf_counter()
         windows = make_windows(self.tokenizer, flat_q, flat_c, max_seq_len=opts.max_seq_len,
                                doc_stride=opts.doc_stride, max_question_len=self.config.max_question_len)
+        t1 = time.perf_counter()
         starts, ends = self._run(windows)
+        t2 = time.perf_counter()
         by_question: list[list[int]] = [[] for _ in questions]
         for wi, w in enumerate(windows):
             by_question[pair_q[w.pair]].append(wi)
@@ -115,6 +121,8 @@ class QAReader:
             ws = [windows[i] for i in wids]
             results.append(self._decode(ws, [starts[i] for i in wids], [ends[i] for i in wids],
                                         [pair_c[w.pair] for w in ws], contexts[qi], opts))
+        for stage, dt in zip(self.seconds, (t1 - t0, t2 - t1, time.perf_counter() - t2)):
+            self.seconds[stage] += dt
         return results
 
     # ------------------------------------------------------------------ internals
