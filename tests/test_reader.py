@@ -103,3 +103,25 @@ def test_particle_trimming_is_optional(tiny_model_dir):
     reader = QAReader.from_pretrained(str(tiny_model_dir), device="cpu", trim_particles=True)
     for sp in reader.read(Q, CTX, top_k=5):
         assert CTX[sp.start : sp.end] == sp.text
+
+
+def test_scores_are_relative_to_each_windows_no_answer_logits(tiny_reader):
+    """A passage whose logits are all high (its [CLS] too) must not outrank one the model prefers to null."""
+    from koqa.reader.qa import QAReader
+
+    def runner(batch):
+        start = np.zeros(batch["input_ids"].shape, np.float32)
+        for row, types in enumerate(batch["token_type_ids"]):
+            if batch["attention_mask"][row].sum() > 30:  # the long passage: every logit +10, [CLS] +14
+                start[row] += 10.0
+                start[row, 0] += 4.0
+            start[row, np.flatnonzero(types)[0]] += 1.0  # its first context token beats "no answer" by 2
+        return start, start.copy()
+
+    reader = QAReader(tiny_reader.tokenizer, runner, tiny_reader.config)
+    quiet, loud = "세종대왕.", "이순신은 조선 중기의 무신이며 한산도 대첩에서 학익진으로 왜군을 크게 물리쳤다."
+    spans = reader.read(Q, [loud, quiet], top_k=50, handle_impossible_answer=True)
+    assert (spans[0].text, spans[0].context_index, spans[0].score) == ("세종", 1, pytest.approx(2.0))
+    null = next(i for i, sp in enumerate(spans) if sp.text == "")
+    assert spans[null].score == 0.0
+    assert all(sp.context_index == 1 for sp in spans[:null]) and all(sp.score < 0 for sp in spans[null + 1:])
