@@ -5,7 +5,7 @@
 
 Procedure: all 140 KorQuAD-dev articles (one document each) go into a fresh store;
 every train-split question (articles 1–100) is asked with the real pipeline;
-each of its top-n candidate answers becomes one example (its features, label =
+each of its candidate answers (the reader's top spans merged by text) becomes one example (its features, label =
 official character F1 against the gold answer ≥ ``min_f1``). A logistic
 regression (L2, Newton's method, features standardised and folded back into raw
 weights) is fitted on 80 % of the questions and scored on the other 20 % (Brier,
@@ -68,7 +68,7 @@ def article_questions(articles: Sequence[dict], first_index: int = 0) -> list[Qu
 def collect(pipeline: QAPipeline, questions: Sequence[Question], collection: str, *, top_k_passages: int = 20,
             top_n_answers: int = 5, min_f1: float = 0.5, batch: int = 8, read_first: int = 0,
             progress=None) -> list[Example]:
-    """Ask every question; each of its top-n candidates becomes a labelled example.
+    """Ask every question; each of its candidate answers becomes a labelled example.
 
     ``read_first`` > 0 reads only that many of the retrieved passages, as the first
     pass of adaptive reading depth does (for fitting its stop rule).
@@ -85,7 +85,8 @@ def collect(pipeline: QAPipeline, questions: Sequence[Question], collection: str
         for q, h, s in zip(chunk, hits, spans):
             cands = ans.candidates(s, h)
             feats = [features(c, cands, h) for c in cands]
-            ranked = sorted(zip(feats, cands), key=lambda fc: -pipeline.calibration.logit(fc[0]))[:top_n_answers]
+            # every candidate, as ``assemble`` scores every candidate
+            ranked = sorted(zip(feats, cands), key=lambda fc: -pipeline.calibration.logit(fc[0]))
             for rank, (f, c) in enumerate(ranked, 1):
                 label = int(max(f1_score(c.text, g) for g in q.answers) >= min_f1)
                 out.append(Example(q.id, rank, f, label))
@@ -123,7 +124,12 @@ def metrics(cal: Calibration, examples: Sequence[Example]) -> dict[str, float]:
     eps = 1e-12
     bins = np.minimum((p * 10).astype(int), 9)
     ece = sum(abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).mean() for b in range(10) if (bins == b).any())
-    top = np.array([e.rank == 1 for e in examples])
+    best: dict[str, int] = {}  # each question's top-1 under ``cal`` itself
+    for i, e in enumerate(examples):
+        if e.qid not in best or p[i] > p[best[e.qid]]:
+            best[e.qid] = i
+    top = np.zeros(len(examples), bool)
+    top[list(best.values())] = True
     answered = top & (p >= cal.threshold)
     return {
         "examples": float(len(examples)),
@@ -146,19 +152,20 @@ def _auc(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def calibrate(examples: Sequence[Example], *, threshold: float = 0.25, min_f1: float = 0.5, l2: float = 1.0,
-              holdout: float = 0.2, seed: int = 0, fitted_on: str = "", reader: str = "") -> Calibration:
+              holdout: float = 0.2, seed: int = 0, fitted_on: str = "", reader: str = "",
+              names: Sequence[str] = FEATURES) -> Calibration:
     """Fit on (1 − holdout) of the questions, report on the rest, then refit on all."""
     qids = sorted({e.qid for e in examples})
     random.Random(seed).shuffle(qids)
     held = set(qids[: int(len(qids) * holdout)])
     train = [e for e in examples if e.qid not in held]
     test = [e for e in examples if e.qid in held] or train
-    base = Calibration(features=FEATURES, weights=(0.0,) * len(FEATURES), bias=0.0, threshold=threshold,
+    base = Calibration(features=tuple(names), weights=(0.0,) * len(names), bias=0.0, threshold=threshold,
                        label_min_f1=min_f1, fitted_on=fitted_on, reader=reader)
-    w, b = fit(train, l2=l2)
+    w, b = fit(train, names, l2=l2)
     held_metrics = metrics(replace(base, weights=w, bias=b), test)
     default_metrics = metrics(replace(Calibration.load(), threshold=threshold), test)
-    w, b = fit(examples, l2=l2)
+    w, b = fit(examples, names, l2=l2)
     report = {f"heldout_{k}": round(v, 4) for k, v in held_metrics.items()}
     report |= {f"heldout_default_weights_{k}": round(v, 4) for k, v in default_metrics.items()
                if k in ("brier", "ece", "auc")}

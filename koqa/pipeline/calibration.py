@@ -17,7 +17,7 @@ margin         reader_score minus the best reader_score of any *other* answer
                (> 0 for a clear winner, < 0 for the runners-up), clipped to ±10
 dense          dense (cosine) score of the best occurrence's passage, 0 if absent
 bm25_rel       its BM25 score divided by the best BM25 score among the hits
-rank_recip     1 / retrieval rank of that passage
+rank_log       log of the retrieval rank of that passage (0 for the first)
 n_passages_log log of the number of distinct places the answer was read
 ============== ==================================================================
 
@@ -38,7 +38,7 @@ from koqa.errors import InvalidInput
 from koqa.pipeline.answers import Candidate
 from koqa.types import Hit
 
-FEATURES = ("reader_score", "reader_prob", "reader_logprob", "margin", "dense", "bm25_rel", "rank_recip", "n_passages_log")
+FEATURES = ("reader_score", "reader_prob", "reader_logprob", "margin", "dense", "bm25_rel", "rank_log", "n_passages_log")
 DEFAULT_PATH = Path(__file__).with_name("calibration.json")
 
 
@@ -121,6 +121,6 @@ def features(cand: Candidate, others: Sequence[Candidate], hits: Sequence[Hit]) 
         "margin": max(-10.0, min(10.0, float(best.span.score - rival))),
         "dense": float(best.hit.scores.get("dense", 0.0)),
         "bm25_rel": float(bm25 / top_bm25) if top_bm25 > 0 else 0.0,
-        "rank_recip": 1.0 / best.rank,
+        "rank_log": math.log(best.rank),
         "n_passages_log": math.log(len({o.hit.passage.id for o in cand.occurrences})),
     }

@@ -100,7 +100,7 @@ def _bigrams(text: str) -> set[str]:
 
 def handset_calibration(threshold: float = 0.25) -> Calibration:
     """Fixed hand-set weights (not fitted), so tests do not depend on the packaged calibration file."""
-    weights = {"reader_prob": 3.0, "reader_logprob": 0.3, "margin": 0.3, "bm25_rel": 0.5, "rank_recip": 0.5,
+    weights = {"reader_prob": 3.0, "reader_logprob": 0.3, "margin": 0.3, "bm25_rel": 0.5, "rank_log": -0.5,
                "n_passages_log": 0.3}
     return Calibration(FEATURES, tuple(weights.get(f, 0.0) for f in FEATURES), -2.5, threshold=threshold,
                        fitted_on="hand-set (tests)")
