@@ -93,3 +93,15 @@ def test_a_checkpoint_with_other_settings_is_refused(tiny_model_dir, squad_file,
     train(cfg, log=lambda m: None)
     with pytest.raises(InvalidInput, match="other settings"):
         train(TrainConfig(**{**cfg.__dict__, "lr": 1e-3, "max_steps": 2}), log=lambda m: None)
+
+
+def test_trained_example_ids_replays_the_data_order(tiny_model_dir, squad_file, tmp_path):
+    from koqa.reader.training import trained_example_ids
+
+    cfg = TrainConfig(base=str(tiny_model_dir), train=(str(squad_file),), out=str(tmp_path / "o"), epochs=1, batch_size=2,
+                      max_seq_len=64, doc_stride=32, threads=1, max_steps=1)
+    train(cfg, log=lambda m: None)
+    seen = trained_example_ids(tmp_path / "o")
+    assert len(seen) == 2 and seen <= {"0", "1", "2", "3"}  # one batch of two questions
+    train(TrainConfig(**{**cfg.__dict__, "max_steps": 2}), log=lambda m: None)
+    assert trained_example_ids(tmp_path / "o") == {"0", "1", "2", "3"}

@@ -4,15 +4,16 @@
         --reader koqa:reader-small --out koqa/pipeline/calibration.json
 
 Procedure: all 140 KorQuAD-dev articles (one document each) go into a fresh store;
-every train-split question (articles 1–100) is asked with the real pipeline;
+every train-split question (articles 1–100) is asked with the real pipeline
+(``--unseen-by RUN`` keeps only those the reader's training runs never reached);
 each of its candidate answers (the reader's top spans merged by text) becomes one example (its features, label =
 official character F1 against the gold answer ≥ ``min_f1``). A logistic
 regression (L2, Newton's method, features standardised and folded back into raw
 weights) is fitted on 80 % of the questions and scored on the other 20 % (Brier,
 log loss, ECE, AUC, and the top-1 precision/coverage at the threshold), then
 refitted on all of them. Caveat: if the reader was trained on these questions its
-features look better than on new ones, so fit on a split the reader did not see
-when there is one (``--articles``).
+features look better than on new ones, and the fit trusts the reader too much:
+use ``--unseen-by`` or a split the reader did not see (``--articles``).
 """
 
 from __future__ import annotations
@@ -222,6 +223,9 @@ def main(argv: Iterable[str] | None = None) -> None:
                     help="all 140 articles, or only those holding the chosen questions (quick runs)")
     ap.add_argument("--read-first", type=int, default=0,
                     help="also fit the stop rule of adaptive depth on reads of only the first N passages")
+    ap.add_argument("--unseen-by", type=Path, action="append", default=[],
+                    help="a training run folder (repeatable: every stage of the reader): skip the questions it "
+                         "trained on, so the fit sees the reader as it behaves on new questions")
     ap.add_argument("--store-dir", type=Path, default=None, help="cached corpus store (default: under KOQA_HOME)")
     ap.add_argument("--examples-out", type=Path, default=None, help="also write the labelled examples (JSON)")
     ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
@@ -232,6 +236,12 @@ def main(argv: Iterable[str] | None = None) -> None:
 
     settings = Settings.from_env()
     docs, questions = load_korquad(args.korquad, args.articles)
+    if args.unseen_by:
+        from koqa.reader.training import trained_example_ids
+
+        seen = set().union(*(trained_example_ids(d) for d in args.unseen_by))
+        questions = [q for q in questions if q.id not in seen]
+        print(f"{len(questions)} questions the reader was not trained on")
     if args.limit and args.limit < len(questions):
         questions = random.Random(0).sample(questions, args.limit)
     if args.corpus == "questions":
@@ -251,7 +261,8 @@ def main(argv: Iterable[str] | None = None) -> None:
         args.examples_out.write_text(json.dumps([asdict(e) for e in examples], ensure_ascii=False))
     print()
     cal = calibrate(examples, threshold=args.threshold, min_f1=args.min_f1, reader=args.reader or settings.reader,
-                    fitted_on=f"KorQuAD 1.0 dev articles {args.articles}, {len(questions)} questions, top-{args.top_k}")
+                    fitted_on=f"KorQuAD 1.0 dev articles {args.articles}, {len(questions)} questions"
+                              f"{' the reader was not trained on' if args.unseen_by else ''}, top-{args.top_k}")
     if first:
         stop = calibrate(first, min_f1=args.min_f1, reader=cal.reader,
                          fitted_on=f"{cal.fitted_on}, reading only the first {args.read_first} passages")

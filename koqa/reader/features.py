@@ -26,6 +26,7 @@ class Feature:
     window: Window
     start: int
     end: int
+    example_id: str = ""
 
 
 def label_window(w: Window, answer_start: int, answer_end: int) -> tuple[int, int]:
@@ -57,12 +58,12 @@ def build_features(tokenizer, examples: Sequence[QAExample], *, max_seq_len: int
         windows = make_windows(tokenizer, [e.question for e in part], [e.context for e in part],
                                max_seq_len=max_seq_len, doc_stride=doc_stride, max_question_len=max_question_len)
         for w in windows:
-            answers = part[w.pair].answers
-            if not answers:  # a distractor context: "no answer here"
-                feats.append(Feature(w, 0, 0))
+            ex = part[w.pair]
+            if not ex.answers:  # a distractor context: "no answer here"
+                feats.append(Feature(w, 0, 0, ex.id))
                 continue
-            text, start = answers[0]
-            feats.append(Feature(w, *label_window(w, start, start + len(text))))
+            text, start = ex.answers[0]
+            feats.append(Feature(w, *label_window(w, start, start + len(text)), ex.id))
     return feats
 
 

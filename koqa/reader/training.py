@@ -158,6 +158,41 @@ def train(cfg: TrainConfig, log=print) -> dict:
     return summary
 
 
+def trained_example_ids(folder: Path | str, log=lambda m: None) -> set[str]:
+    """Ids of the examples whose windows a finished (or stopped) run in ``folder`` trained on.
+
+    Replays the run's deterministic data order for the steps it did, so questions of a
+    training file that it never reached can serve as held-out data (e.g. for calibration).
+    Distractor examples count under the id of their question.
+    """
+    from koqa.reader.loading import load_tokenizer
+
+    folder = Path(folder)
+    if (folder / "train_summary.json").exists():
+        summary = json.loads((folder / "train_summary.json").read_text())
+        raw, steps = summary["config"], summary["steps"]
+    else:
+        raw = json.loads((folder / "checkpoint" / "config.json").read_text())
+        steps = _checkpoint_step(folder / "checkpoint")
+    cfg = TrainConfig(**{**raw, "train": tuple(raw["train"])})
+    feats = _load_data(cfg, load_tokenizer(folder), log)
+    per_epoch = math.ceil(len(feats) / cfg.batch_size)
+    seen: set[str] = set()
+    order: dict[int, list[list[int]]] = {}
+    for step in range(steps):
+        epoch, pos = divmod(step, per_epoch)
+        if epoch not in order:
+            order = {epoch: _batches(feats, cfg.batch_size, cfg.seed + epoch)}
+        seen.update(feats[i].example_id.removesuffix("-neg") for i in order[epoch][pos])
+    return seen
+
+
+def _checkpoint_step(ckpt: Path) -> int:
+    import torch
+
+    return int(torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)["step"])
+
+
 def evaluate_folder(folder: Path | str, spec: str, **reader_options) -> dict:
     """EM/F1 of the reader in ``folder`` on the examples of ``spec`` (see ``read_train_spec``)."""
     from koqa.reader import QAReader
