@@ -80,7 +80,7 @@ def run(args) -> dict:
     if args.limit and args.limit < len(questions):
         questions = random.Random(args.seed).sample(questions, args.limit)
     store, n_docs = build_store(settings, args.embedder or settings.embedder, data, args.distractors, args.store_dir)
-    reader = QAReader.from_pretrained(args.reader or settings.reader, settings=settings)
+    reader = QAReader.from_pretrained(args.reader or settings.reader, backend=args.backend, settings=settings)
     depth = ReadingDepth(args.read_first, args.stop_confidence) if args.read_first else None
     calibration = Calibration.load(args.calibration) if args.calibration else None
     pipe = QAPipeline(store, reader, depth=depth, calibration=calibration)
@@ -110,7 +110,7 @@ def run(args) -> dict:
         "questions": len(questions), "corpus_articles": n_docs, "k": args.k,
         "depth": {"read_first": args.read_first, "stop_confidence": args.stop_confidence} if depth else "all",
         "mean_passages_read": round(float(np.mean(n_read)), 2),
-        "reader": args.reader or settings.reader, "embedder": args.embedder or settings.embedder,
+        "reader": args.reader or settings.reader, "backend": args.backend, "embedder": args.embedder or settings.embedder,
         "calibration": str(args.calibration or "default (koqa/pipeline/calibration.json)"),
         "exact_match": round(e2e["exact_match"], 2), "f1": round(e2e["f1"], 2),
         "recall": {f"@{k}": round(100 * np.mean([r is not None and r <= k for r in ranks]), 2)
@@ -149,6 +149,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reader", default=None, help="reader name or folder (default: KOQA_READER / koqa:reader-small)")
     ap.add_argument("--embedder", default=None, help="embedder name (default: KOQA_EMBEDDER / koqa:e5-small-ko)")
+    ap.add_argument("--backend", default="torch", help="reader backend: torch | onnx | onnx-int8")
     ap.add_argument("--korquad", type=Path, default=SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz")
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of N eval-split questions")
     ap.add_argument("--seed", type=int, default=0)

@@ -3,8 +3,8 @@
 >>> s = Settings.from_env({"KOQA_HOME": "/tmp/kq"})
 >>> str(s.home), str(s.model_cache)
 ('/tmp/kq', '/tmp/kq/models')
->>> s.database_url
-'sqlite:////tmp/kq/koqa.db'
+>>> s.database_url, s.reader_backend
+('sqlite:////tmp/kq/koqa.db', 'torch')
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Mapping
 
 DEFAULT_READER = "koqa:reader-small"
 DEFAULT_EMBEDDER = "koqa:e5-small-ko"
+READER_BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Settings:
     reader: str = DEFAULT_READER
     embedder: str = DEFAULT_EMBEDDER
     api_key: str | None = None
+    reader_backend: str = "torch"  # one of READER_BACKENDS (ONNX: exported once into the model cache)
 
     @property
     def model_cache(self) -> Path:
@@ -45,4 +47,14 @@ class Settings:
             reader=env.get("KOQA_READER") or DEFAULT_READER,
             embedder=env.get("KOQA_EMBEDDER") or DEFAULT_EMBEDDER,
             api_key=env.get("KOQA_API_KEY") or None,
+            reader_backend=_choice(env, "KOQA_READER_BACKEND", READER_BACKENDS),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        from koqa.errors import InvalidInput
+
+        raise InvalidInput(name, value, f"must be one of {', '.join(choices)}")
+    return value

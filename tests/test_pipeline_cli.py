@@ -51,3 +51,8 @@ def test_ask_json(env):
 def test_bad_input_is_one_line_and_exit_2(env, args, message):
     out = CliRunner().invoke(app, args, env=env)
     assert out.exit_code == 2 and message in out.output and "Traceback" not in out.output
+
+
+def test_a_bad_setting_is_named(env):
+    out = CliRunner().invoke(app, ["ask", Q, "-c", "demo"], env={**env, "KOQA_READER_BACKEND": "tensorrt"})
+    assert out.exit_code == 2 and "KOQA_READER_BACKEND" in out.output and "Traceback" not in out.output

@@ -119,7 +119,7 @@ def _warm_up(store, reader) -> None:
 def _load_reader(settings: Settings):
     from koqa.reader import QAReader
 
-    return QAReader.from_pretrained(settings.reader, settings=settings)
+    return QAReader.from_pretrained(settings.reader, backend=settings.reader_backend, settings=settings)
 
 
 def _load_store(settings: Settings):

@@ -88,7 +88,7 @@ class QAPipeline:
         from koqa.retriever.store import DocumentStore
 
         store = DocumentStore.from_settings(settings, load_embedder(settings.embedder, settings=settings))
-        return cls(store, QAReader.from_pretrained(settings.reader, settings=settings), **kwargs)
+        return cls(store, QAReader.from_pretrained(settings.reader, backend=settings.reader_backend, settings=settings), **kwargs)
 
     # ------------------------------------------------------------------ public API
 
