@@ -2,6 +2,7 @@
 
     python bench/open_domain.py                                   # default reader and embedder
     python bench/open_domain.py --reader runs/en-ko --limit 300    # a trained folder, 300 questions
+    python bench/open_domain.py --read-first 0                     # read all k passages at once
 
 Corpus: the 40 eval-split articles (the last 40) plus the first ``--distractors``
 train-split articles (default all 100), one document per article, in a store cached
@@ -155,8 +156,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k", type=int, default=20, help="passages retrieved and read per question")
     ap.add_argument("--calibration", type=Path, default=None, help="calibration JSON (default: the packaged one)")
-    ap.add_argument("--read-first", type=int, default=0, help="adaptive depth: passages read first (0: all k)")
-    ap.add_argument("--stop-confidence", type=float, default=0.8, help="adaptive depth: stop at this confidence")
+    ap.add_argument("--read-first", type=int, default=5, help="adaptive depth: passages read first (0: all k at once)")
+    ap.add_argument("--stop-confidence", type=float, default=0.5, help="adaptive depth: stop at this confidence")
     ap.add_argument("--distractors", type=int, default=100, help="train-split articles added to the corpus (0-100)")
     ap.add_argument("--closed", action=argparse.BooleanOptionalAction, default=True,
                     help="also measure the reader on the gold paragraphs")

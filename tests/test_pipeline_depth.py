@@ -51,7 +51,7 @@ def test_an_undecided_question_reads_the_rest_and_batches_stay_shared():
     results = qa.run_batch([Q, Q], "h", top_k_passages=6)
     assert reader.contexts == [[2, 2], [4, 4]]  # two calls in all, each for both questions
     assert all(r.timings["passages_read"] == 6 for r in results)
-    full = QA(retriever(), FakeReader({Q: "세종대왕"})).run(Q, "h", top_k_passages=6)
+    full = QA(retriever(), FakeReader({Q: "세종대왕"}), depth=None).run(Q, "h", top_k_passages=6)  # all at once
     staged = results[0]
     assert [a.text for a in staged.answers] == [a.text for a in full.answers]
     assert [len(a.sources) for a in staged.answers] == [len(a.sources) for a in full.answers]

@@ -30,7 +30,7 @@ class ServerConfig:
     max_body_bytes: int = 32 * 1024 * 1024
     api_key: str | None = None
     threshold: float | None = None  # abstain threshold; None = the calibration file's
-    depth: ReadingDepth | None = None  # adaptive reading depth; None = read all retrieved passages
+    depth: ReadingDepth | None = ReadingDepth()  # adaptive reading depth; None = read all retrieved passages
     calibration: Calibration | None = None  # None = the packaged koqa/pipeline/calibration.json
 
     def __post_init__(self):

@@ -22,8 +22,8 @@ def ask(
     top_n: int = typer.Option(5, "-n", "--top-n", help="Answers to show."),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or bm25 retrieval."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Abstain below this confidence (0..1)."),
-    read_first: int = typer.Option(0, "--read-first", help="Adaptive depth: read this many passages first (0: all)."),
-    stop_confidence: float = typer.Option(0.8, help="Adaptive depth: stop after the first pass at this confidence."),
+    read_first: int = typer.Option(5, "--read-first", help="Adaptive depth: read this many passages first (0: all at once)."),
+    stop_confidence: float = typer.Option(0.5, help="Adaptive depth: stop after the first pass at this confidence."),
     calibration: Optional[Path] = typer.Option(None, help="Calibration JSON (default: the packaged one)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -69,8 +69,8 @@ def serve(
     max_queue: int = typer.Option(64, help="Questions allowed to wait; more get 503 + Retry-After."),
     max_body_mb: float = typer.Option(32.0, help="Largest request body (MB); larger gets 413."),
     threshold: Optional[float] = typer.Option(None, help="Abstain below this confidence (default: calibration's)."),
-    read_first: int = typer.Option(0, "--read-first", help="Adaptive depth: read this many passages first (0: all)."),
-    stop_confidence: float = typer.Option(0.8, help="Adaptive depth: stop after the first pass at this confidence."),
+    read_first: int = typer.Option(5, "--read-first", help="Adaptive depth: read this many passages first (0: all at once)."),
+    stop_confidence: float = typer.Option(0.5, help="Adaptive depth: stop after the first pass at this confidence."),
     calibration: Optional[Path] = typer.Option(None, help="Calibration JSON (default: the packaged one)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:

@@ -1,8 +1,8 @@
 """Adaptive reading depth: read the best passages first, the rest only when the answer is not decisive.
 
-With ``ReadingDepth(first=5, stop_confidence=0.8)`` the pipeline reads the top 5
-retrieved passages; if the best answer's calibrated confidence is then ≥ 0.8 it
-stops, otherwise it reads the remaining passages and ranks the answers of both
+With ``ReadingDepth(first=5, stop_confidence=0.5)`` (the pipeline's default) it
+reads the top 5 retrieved passages; if the best answer's calibrated confidence (the
+calibration's first-pass model) is then ≥ 0.5 it stops, otherwise it reads the remaining passages and ranks the answers of both
 passes together. The reader's span scores (logit sums) compare across calls; its
 probabilities are normalised per call, so :func:`merge_stages` rescales them to one
 joint normalisation (exact for a single pass, an approximation for two, see there).
@@ -29,7 +29,9 @@ class ReadingDepth:
     """Read ``first`` passages, then the rest unless the best confidence is ≥ ``stop_confidence``."""
 
     first: int = 5
-    stop_confidence: float = 0.8
+    # on 200 KorQuAD eval-split questions (bench/open_domain.py): 8.8 of 20 passages read on average,
+    # ask p50 0.49 s instead of 1.82 s, end-to-end F1 73.75 vs 73.17 reading all 20 (0.8: 15.7 read, same F1)
+    stop_confidence: float = 0.5
 
     def __post_init__(self):
         if isinstance(self.first, bool) or not isinstance(self.first, int) or self.first < 1:

@@ -73,12 +73,13 @@ class QAPipeline:
     """
 
     def __init__(self, retriever: Retriever, reader: Reader, *, calibration: Calibration | None = None,
-                 threshold: float | None = None, max_answer_len: int = 30, depth: ReadingDepth | None = None):
+                 threshold: float | None = None, max_answer_len: int = 30,
+                 depth: ReadingDepth | None = ReadingDepth()):
         self.retriever, self.reader = retriever, reader
         self.calibration = calibration or Calibration.load()
         self.threshold = self.calibration.threshold if threshold is None else _check_threshold(threshold)
         self.max_answer_len = max_answer_len
-        self.depth = depth  # None: read all retrieved passages at once
+        self.depth = depth  # adaptive by default; None: read all retrieved passages in one call
 
     @classmethod
     def from_settings(cls, settings, **kwargs) -> "QAPipeline":
