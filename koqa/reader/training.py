@@ -66,6 +66,15 @@ def _batches(feats: list[Feature], batch_size: int, seed: int) -> list[list[int]
     return batches
 
 
+def _step_batch(feats: list[Feature], cfg: TrainConfig, step: int, order: dict[int, list[list[int]]]) -> list[int]:
+    """Window indices trained at ``step``; ``order`` caches the current epoch's batches."""
+    epoch, pos = divmod(step, math.ceil(len(feats) / cfg.batch_size))
+    if epoch not in order:
+        order.clear()
+        order[epoch] = _batches(feats, cfg.batch_size, cfg.seed + epoch)
+    return order[epoch][pos]
+
+
 def _freeze(model, cfg: TrainConfig) -> None:
     base = getattr(model, model.base_model_prefix)
     if cfg.freeze_embeddings or cfg.freeze_layers:
@@ -124,11 +133,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     started = time.time()
     order: dict[int, list[list[int]]] = {}
     while step < total:
-        epoch, pos = divmod(step, per_epoch)
-        if epoch not in order:
-            order = {epoch: _batches(feats, cfg.batch_size, cfg.seed + epoch)}
-        batch_ids = order[epoch][pos]
-        batch = [feats[i] for i in batch_ids]
+        batch = [feats[i] for i in _step_batch(feats, cfg, step, order)]
         inputs = {k: torch.from_numpy(v).to(device) for k, v in pad_batch([f.window for f in batch], pad).items()}
         inputs["start_positions"] = torch.tensor([f.start for f in batch], device=device)
         inputs["end_positions"] = torch.tensor([f.end for f in batch], device=device)
@@ -176,14 +181,10 @@ def trained_example_ids(folder: Path | str, log=lambda m: None) -> set[str]:
         steps = _checkpoint_step(folder / "checkpoint")
     cfg = TrainConfig(**{**raw, "train": tuple(raw["train"])})
     feats = _load_data(cfg, load_tokenizer(folder), log)
-    per_epoch = math.ceil(len(feats) / cfg.batch_size)
     seen: set[str] = set()
     order: dict[int, list[list[int]]] = {}
     for step in range(steps):
-        epoch, pos = divmod(step, per_epoch)
-        if epoch not in order:
-            order = {epoch: _batches(feats, cfg.batch_size, cfg.seed + epoch)}
-        seen.update(feats[i].example_id.removesuffix("-neg") for i in order[epoch][pos])
+        seen.update(feats[i].example_id.removesuffix("-neg") for i in _step_batch(feats, cfg, step, order))
     return seen
 
 
