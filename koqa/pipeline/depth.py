@@ -30,7 +30,7 @@ class ReadingDepth:
 
     first: int = 5
     # on 200 KorQuAD eval-split questions (bench/open_domain.py): 8.8 of 20 passages read on average,
-    # ask p50 0.49 s instead of 1.82 s, end-to-end F1 73.75 vs 73.17 reading all 20 (0.8: 15.7 read, same F1)
+    # ask p50 0.49 s instead of 1.74 s, end-to-end F1 73.75 vs 73.17 reading all 20 (0.8: 15.7 read, same F1)
     stop_confidence: float = 0.5
 
     def __post_init__(self):
