@@ -86,8 +86,8 @@ def accuracy(tokenizer, session, examples) -> dict:
     return evaluate({e.id: e.answer_texts for e in examples}, {e.id: s[0].text if s else "" for e, s in zip(examples, spans)})
 
 
-def speed(tokenizer, sessions: dict, examples, repeats: int) -> dict[str, list[float]]:
-    """Seconds per pass over the windows of ``examples``, round-robin across sessions."""
+def speed(tokenizer, sessions: dict, examples, repeats: int) -> tuple[dict[str, list[float]], int]:
+    """(seconds per pass per session, real tokens) over the windows of ``examples``, round-robin."""
     from koqa.reader.onnx_backend import OnnxRunner
     from koqa.reader.windows import batches_by_length, make_windows, pad_batch
 

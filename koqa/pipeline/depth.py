@@ -2,10 +2,11 @@
 
 With ``ReadingDepth(first=5, stop_confidence=0.5)`` (the pipeline's default) it
 reads the top 5 retrieved passages; if the best answer's calibrated confidence (the
-calibration's first-pass model) is then ≥ 0.5 it stops, otherwise it reads the remaining passages and ranks the answers of both
-passes together. The reader's span scores (logit sums) compare across calls; its
-probabilities are normalised per call, so :func:`merge_stages` rescales them to one
-joint normalisation (exact for a single pass, an approximation for two, see there).
+calibration's first-pass model) is then ≥ 0.5 it stops, otherwise it reads the
+remaining passages and ranks the answers of both passes together. The reader's span
+scores (anchored logit sums) compare across calls; its probabilities are normalised
+per call, so :func:`merge_stages` rescales them to one joint normalisation (exact for
+a single pass, an approximation for two, see there).
 
 >>> from koqa.reader.base import Span
 >>> a = [Span("세종", 0, 2, 2.0, 0.5, 0.5, 0)]          # prob .25 of call 1

@@ -90,9 +90,10 @@ def add_distractors(examples: Sequence[QAExample], ratio: float, seed: int = 0) 
     chosen = [e for e in examples if rng.random() < ratio]
     out = list(examples)
     for e in chosen:
-        ok = [c for c in by_title[e.title] if c != e.context and not any(a in c for a in e.answer_texts)]
-        if not ok:
-            ok = [c for c in rng.sample(pool, min(20, len(pool))) if c != e.context and not any(a in c for a in e.answer_texts)]
+        def answerless(ctxs: Sequence[str]) -> list[str]:
+            return [c for c in ctxs if c != e.context and not any(a in c for a in e.answer_texts)]
+
+        ok = answerless(by_title[e.title]) or answerless(rng.sample(pool, min(20, len(pool))))
         if ok:
             out.append(replace(e, id=f"{e.id}-neg", context=rng.choice(ok), answers=()))
     return out
