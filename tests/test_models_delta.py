@@ -148,3 +148,19 @@ def test_make_delta_rejects_other_bit_widths(models, tmp_path):
 
     with pytest.raises(InvalidInput, match="bits"):
         make_delta(*models, tmp_path / "d", bits=3)
+
+
+def test_a_shrunk_model_is_a_delta_on_the_layers_it_came_from(tmp_path):
+    from koqa.models.shrink import shrink_layers
+
+    base = tiny_base(tmp_path / "base")
+    tune(base, tmp_path / "tuned", layers=())  # a QA model equal to the base plus a new head
+    (tmp_path / "tuned" / "tokenizer.json").write_text('{"fake": "tokenizer"}')
+    shrunk = shrink_layers(tmp_path / "tuned", tmp_path / "shrunk", keep=[1])
+    assert (shrunk / "tokenizer.json").is_file()
+    make_delta(base, shrunk, tmp_path / "delta")
+    manifest = json.loads((tmp_path / "delta" / MANIFEST).read_text())
+    layer0 = [e for e in manifest["tensors"] if ".encoder.layer.0." in e["name"]]
+    assert layer0 and all(".layer.1." in e["base"] and e["method"] == "base" for e in layer0)  # nothing stored
+    got = load_weights(apply_delta(base, tmp_path / "delta", tmp_path / "out"))
+    assert all(np.array_equal(got[k], v) for k, v in load_weights(shrunk).items())

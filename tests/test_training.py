@@ -105,3 +105,37 @@ def test_trained_example_ids_replays_the_data_order(tiny_model_dir, squad_file, 
     assert len(seen) == 2 and seen <= {"0", "1", "2", "3"}  # one batch of two questions
     train(TrainConfig(**{**cfg.__dict__, "max_steps": 2}), log=lambda m: None)
     assert trained_example_ids(tmp_path / "o") == {"0", "1", "2", "3"}
+
+
+def test_a_shrunk_student_distils_from_its_teacher(tiny_model_dir, squad_file, tmp_path):
+    from koqa.errors import InvalidInput
+    from koqa.models.shrink import layer_map, shrink_layers
+    from koqa.reader import QAReader
+
+    student = shrink_layers(tiny_model_dir, tmp_path / "student", keep=[1])
+    s, t = _weights(student), _weights(tiny_model_dir)
+    assert np.array_equal(s["electra.encoder.layer.0.output.dense.weight"], t["electra.encoder.layer.1.output.dense.weight"])
+    assert not any(".layer.1." in k for k in s)
+    assert layer_map(json.loads((student / "config.json").read_text())) == {0: 1}
+    with pytest.raises(InvalidInput, match="keep"):
+        shrink_layers(tiny_model_dir, tmp_path / "bad", keep=[1, 0])
+
+    cfg = TrainConfig(base=str(student), train=(str(squad_file),), out=str(tmp_path / "o"), epochs=2, lr=1e-3,
+                      batch_size=2, max_seq_len=64, doc_stride=32, threads=1, teacher=str(tiny_model_dir),
+                      distill_hidden=1.0)
+    summary = train(cfg, log=lambda m: None)
+    assert np.isfinite(summary["final_loss"])
+    assert QAReader.from_pretrained(str(tmp_path / "o"), device="cpu").read(QAS[1][0], CONTEXTS[1])
+
+
+def test_a_teacher_with_another_vocabulary_is_refused(tiny_model_dir, squad_file, tmp_path):
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from koqa.errors import InvalidInput
+
+    BertForQuestionAnswering(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                        intermediate_size=64)).save_pretrained(tmp_path / "teacher")
+    cfg = TrainConfig(base=str(tiny_model_dir), train=(str(squad_file),), out=str(tmp_path / "o"), max_steps=1,
+                      batch_size=2, max_seq_len=64, doc_stride=32, threads=1, teacher=str(tmp_path / "teacher"))
+    with pytest.raises(InvalidInput, match="teacher.*vocabulary"):
+        train(cfg, log=lambda m: None)

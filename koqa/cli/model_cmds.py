@@ -96,3 +96,22 @@ def apply_delta_cmd(
     from koqa.models.registry import resolve_model
 
     typer.echo(apply_delta(resolve_model(base, Settings.from_env()), delta, out))
+
+
+@models_app.command()
+@handles_errors
+def shrink(
+    source: str = typer.Argument(..., help="QA model or encoder: koqa: name or folder."),
+    keep: str = typer.Option(..., help="Encoder layers to keep, 0-based, e.g. 0,2,4,6,8,10."),
+    out: Path = typer.Option(..., help="Folder to write the shallower model into."),
+) -> None:
+    """Copy SOURCE with only some encoder layers (start of a fast reader: then `koqa train --teacher`)."""
+    from koqa.errors import InvalidInput
+    from koqa.models.registry import resolve_model
+    from koqa.models.shrink import shrink_layers
+
+    try:
+        layers = [int(x) for x in keep.split(",")]
+    except ValueError:
+        raise InvalidInput("keep", keep, "must be comma-separated layer numbers, e.g. 0,2,4") from None
+    typer.echo(shrink_layers(resolve_model(source, Settings.from_env()), out, layers))

@@ -120,6 +120,10 @@ def train(
     max_steps: Optional[int] = typer.Option(None),
     checkpoint_every: int = typer.Option(100),
     distractors: float = typer.Option(0.0, help="Fraction of questions also shown a paragraph without their answer."),
+    teacher: Optional[str] = typer.Option(None, help="Distil from this QA model (same tokenizer), e.g. koqa:reader-small."),
+    distill_weight: float = typer.Option(0.5, help="Weight of the distillation loss (the rest: the gold spans)."),
+    distill_temperature: float = typer.Option(2.0),
+    distill_hidden: float = typer.Option(0.0, help="Weight of matching the teacher's hidden states layer by layer."),
 ) -> None:
     """Fine-tune for span extraction on SQuAD-layout data (resumes from OUT/checkpoint)."""
     from koqa.reader.training import TrainConfig, train as run
@@ -127,6 +131,8 @@ def train(
     cfg = TrainConfig(base=base, train=tuple(train_files), out=str(out), eval=eval_file, epochs=epochs, lr=lr,
                       batch_size=batch_size, max_seq_len=max_seq_len, doc_stride=doc_stride, seed=seed,
                       freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, max_steps=max_steps,
-                      checkpoint_every=checkpoint_every, distractors=distractors)
+                      checkpoint_every=checkpoint_every, distractors=distractors, teacher=teacher,
+                      distill_weight=distill_weight, distill_temperature=distill_temperature,
+                      distill_hidden=distill_hidden)
     summary = run(cfg, log=lambda m: typer.echo(m, err=True))
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "config"}, ensure_ascii=False))

@@ -26,6 +26,7 @@ import numpy as np
 
 from koqa.errors import InvalidInput, ModelUnavailable
 from koqa.models.delta_codecs import decode, encode
+from koqa.models.shrink import layer_map, original_name
 
 FORMAT = "koqa-delta/1"
 MANIFEST = "delta.json"
@@ -57,10 +58,11 @@ def make_delta(base_dir: str | Path, tuned_dir: str | Path, out_dir: str | Path,
         raise InvalidInput("bits", bits, "must be 8 or 4")
     base, tuned = load_weights(base_dir, "base_dir"), load_weights(tuned_dir, "tuned_dir")
     config = _read_json(Path(tuned_dir) / "config.json", "tuned_dir")
+    layers = layer_map(config)  # a shrunk model's layer i tunes base layer layers[i]
     entries, stored, errors = [], {}, []
     with _single_thread_blas():
         for name in sorted(tuned):
-            base_key = _base_key(name, base)
+            base_key = _base_key(original_name(name, layers), base)
             method, parts, err = encode(name, tuned[name], base.get(base_key), bits=bits)
             stored.update(parts)
             errors.append(err)

