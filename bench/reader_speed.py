@@ -57,6 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", default=None, help="comma list for pipeline and ceiling (default cpu 1,4,16,32; cuda 8,32,128)")
     p.add_argument("--reader-batch-size", type=int, default=None, help="koqa reader batch size (default: its config)")
     p.add_argument("--backends", default=None, help="comma list of torch,onnx,onnx-int8 (default: all on cpu, torch on cuda)")
+    p.add_argument("--fast-reader", default=None,
+                   help="also time this smaller reader (e.g. koqa:reader-fast) with each backend: speed-up and F1 vs --reader")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default=None, help="float32 / bf16 / fp16 (default float32 on cpu, bf16 on cuda)")
     p.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default: their own)")
@@ -115,7 +117,7 @@ def run_subprocess(cmd: list[str], job: dict, label: str) -> dict:
         return json.loads(out_file.read_text(encoding="utf-8"))
 
 
-def collect(args, model: str, examples) -> dict:
+def collect(args, model: str, examples, fast: str | None = None) -> dict:
     """All measurements for one configuration, as raw results."""
     device = args.device
     dtype = workers.norm_dtype(args.dtype or ("float32" if device == "cpu" else "bfloat16"))
@@ -132,6 +134,8 @@ def collect(args, model: str, examples) -> dict:
     for b in backends:
         job = {**base, "backend": b, "batch_size": args.reader_batch_size}
         raw["koqa"][b] = run_subprocess([*me, "koqa"], job, f"koqa reader, {b}")
+        if fast:
+            raw["koqa"][f"fast {b}"] = run_subprocess([*me, "koqa"], {**job, "model": fast}, f"koqa fast reader, {b}")
     if not args.skip_pipeline:
         python = Path(args.peer_python) if args.peer_python else ensure_peer_venv(args.wheels)
         job = {**base, "batch_sizes": sizes, "max_answer_len": 30, "max_question_len": 96}
@@ -148,11 +152,14 @@ def main(argv=None) -> None:
     examples = examples[: args.limit] if args.limit else examples
     from koqa.errors import KoqaError
 
+    fast = None
     try:
         model = workers.model_with_head(args.reader, HERE / "results" / "models")
+        if args.fast_reader:
+            fast = workers.model_with_head(args.fast_reader, HERE / "results" / "models")
     except KoqaError as exc:
-        raise SystemExit(f"cannot use --reader {args.reader!r}: {exc}") from None
-    raw = collect(args, model, examples)
+        raise SystemExit(f"cannot use reader {args.fast_reader or args.reader!r}: {exc}") from None
+    raw = collect(args, model, examples, fast)
     report = workers.summarise(raw, examples)
     workers.print_table(report)
     out = Path(args.out)

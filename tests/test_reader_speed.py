@@ -50,6 +50,18 @@ def test_summary_rates_fractions_and_scores():
     assert rows[("koqa onnx", None)]["error"] == "boom"
 
 
+def test_a_fast_reader_is_compared_with_the_full_one_on_the_same_backend(capsys):
+    raw = _raw()
+    raw["koqa"]["fast torch"] = {**raw["koqa"]["torch"], "seconds": [0.625], "paired_ceiling_seconds": [0.6],
+                                 "answers": ["서울", "세종이"]}
+    report = workers.summarise(raw, EXAMPLES)
+    fast = next(r for r in report["rows"] if r["name"] == "koqa fast torch")
+    assert fast["x_full_reader"] == pytest.approx(2.0) and fast["f1_vs_full_reader"] == pytest.approx(-10.0)  # 세종이 vs 세종: character F1 0.8
+    assert fast["fraction_of_ceiling"] == pytest.approx(0.6 / 0.625)  # its own model's ceiling, not the full one's
+    workers.print_table(report)
+    assert "koqa fast torch: 2.00x the full reader's questions/s, F1 -10.00" in capsys.readouterr().out
+
+
 def test_table_prints_every_row(capsys):
     workers.print_table(workers.summarise(_raw(), EXAMPLES))
     out = capsys.readouterr().out
