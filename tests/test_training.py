@@ -139,3 +139,11 @@ def test_a_teacher_with_another_vocabulary_is_refused(tiny_model_dir, squad_file
                       batch_size=2, max_seq_len=64, doc_stride=32, threads=1, teacher=str(tmp_path / "teacher"))
     with pytest.raises(InvalidInput, match="teacher.*vocabulary"):
         train(cfg, log=lambda m: None)
+
+
+def test_distillation_settings_are_checked():
+    from koqa.errors import InvalidInput
+
+    for bad in ({"distill_weight": 1.5}, {"distill_temperature": 0.0}, {"distill_hidden": -1.0}):
+        with pytest.raises(InvalidInput, match=next(iter(bad))):
+            TrainConfig(base="b", train=("t",), out="o", teacher="t", **bad)

@@ -58,6 +58,14 @@ class TrainConfig:
     distill_hidden: float = 0.0
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise InvalidInput("distill_weight", self.distill_weight, "must be between 0 and 1")
+        if self.distill_temperature <= 0:
+            raise InvalidInput("distill_temperature", self.distill_temperature, "must be positive")
+        if self.distill_hidden < 0:
+            raise InvalidInput("distill_hidden", self.distill_hidden, "must be 0 or more")
+
 
 def _batches(feats: list[Feature], batch_size: int, seed: int) -> list[list[int]]:
     """Shuffled batches of similar-length windows (less padding), deterministic in ``seed``."""
@@ -102,6 +110,9 @@ def _load_teacher(cfg: TrainConfig, student, device: str):
     if teacher.config.vocab_size != student.config.vocab_size:
         raise InvalidInput("teacher", cfg.teacher, f"has a vocabulary of {teacher.config.vocab_size} pieces, "
                            f"the student {student.config.vocab_size}: they must share the tokenizer")
+    if cfg.distill_hidden and teacher.config.hidden_size != student.config.hidden_size:
+        raise InvalidInput("teacher", cfg.teacher, f"has hidden size {teacher.config.hidden_size}, the student "
+                           f"{student.config.hidden_size}: hidden-state distillation needs them equal")
     for p in teacher.parameters():
         p.requires_grad = False
     return teacher
