@@ -145,3 +145,19 @@ def test_reader_delta_on_the_real_base_keeps_predictions(built, settings, tmp_pa
     assert torch.equal(a.start_logits.argmax(-1), b.start_logits.argmax(-1))
     assert torch.equal(a.end_logits.argmax(-1), b.end_logits.argmax(-1))
     assert (a.start_logits - b.start_logits).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("name, layers", [("koqa:reader-small", 12), ("koqa:reader-fast", 6)])
+def test_committed_readers_assemble_and_answer_korean(built, settings, name, layers):
+    """The deltas tracked in models/ assemble on the real base and read a Korean answer without particles."""
+    from koqa.models.registry import builtin_models_dir, builtin
+    from koqa.reader import QAReader
+
+    if not (builtin_models_dir() / builtin(name).delta / "delta.json").is_file():
+        pytest.skip(f"{name} has no committed delta in {builtin_models_dir()}")
+    path = resolve_model(name, settings)
+    assert json.loads((Path(path) / "config.json").read_text())["num_hidden_layers"] == layers
+    reader = QAReader.from_pretrained(path, device="cpu")
+    context = "훈민정음은 조선의 제4대 왕인 세종대왕이 1443년에 창제하고 1446년에 반포한 문자이다."
+    spans = reader.read("훈민정음을 창제한 왕은?", [context], top_k=1)
+    assert spans[0].text == "세종대왕" and context[spans[0].start:spans[0].end] == "세종대왕"  # not 세종대왕이
