@@ -143,6 +143,15 @@ def collect(args, model: str, examples, fast: str | None = None) -> dict:
     return raw
 
 
+def _model_with_head(name: str, option: str) -> str:
+    from koqa.errors import KoqaError
+
+    try:
+        return workers.model_with_head(name, HERE / "results" / "models")
+    except KoqaError as exc:
+        raise SystemExit(f"cannot use {option} {name!r}: {exc}") from None
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     from koqa.reader.korquad import read_train_spec
@@ -150,15 +159,8 @@ def main(argv=None) -> None:
     shared = Path(os.environ.get("KOQA_SHARED", HERE.parents[1] / "shared"))
     examples, _ = read_train_spec(args.data or DEFAULT_DATA.format(shared=shared))
     examples = examples[: args.limit] if args.limit else examples
-    from koqa.errors import KoqaError
-
-    fast = None
-    try:
-        model = workers.model_with_head(args.reader, HERE / "results" / "models")
-        if args.fast_reader:
-            fast = workers.model_with_head(args.fast_reader, HERE / "results" / "models")
-    except KoqaError as exc:
-        raise SystemExit(f"cannot use reader {args.fast_reader or args.reader!r}: {exc}") from None
+    model = _model_with_head(args.reader, "--reader")
+    fast = _model_with_head(args.fast_reader, "--fast-reader") if args.fast_reader else None
     raw = collect(args, model, examples, fast)
     report = workers.summarise(raw, examples)
     workers.print_table(report)
