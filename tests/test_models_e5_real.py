@@ -150,11 +150,12 @@ def test_reader_delta_on_the_real_base_keeps_predictions(built, settings, tmp_pa
 @pytest.mark.parametrize("name, layers", [("koqa:reader-small", 12), ("koqa:reader-fast", 6)])
 def test_committed_readers_assemble_and_answer_korean(built, settings, name, layers):
     """The deltas tracked in models/ assemble on the real base and read a Korean answer without particles."""
-    from koqa.models.registry import builtin_models_dir, builtin
+    from koqa.models.registry import list_models
     from koqa.reader import QAReader
 
-    if not (builtin_models_dir() / builtin(name).delta / "delta.json").is_file():
-        pytest.skip(f"{name} has no committed delta in {builtin_models_dir()}")
+    status = next(s for s in list_models(settings) if s.model.name == name)
+    if not status.available:
+        pytest.skip(status.note)
     path = resolve_model(name, settings)
     assert json.loads((Path(path) / "config.json").read_text())["num_hidden_layers"] == layers
     reader = QAReader.from_pretrained(path, device="cpu")
