@@ -118,8 +118,8 @@ def _load_teacher(cfg: TrainConfig, student, device: str):
     return teacher
 
 
-def _distilled_loss(hard, output, teacher, inputs: dict, cfg: TrainConfig):
-    """(1 − w)·hard loss + w·T²·KL(teacher ‖ student) over start and end positions (padding masked),
+def _distilled_loss(output, teacher, inputs: dict, cfg: TrainConfig):
+    """(1 − w)·gold-span loss + w·T²·KL(teacher ‖ student) over start and end positions (padding masked),
     plus ``distill_hidden`` × the mean (1 − cosine) between mapped student and teacher hidden states."""
     import torch
     import torch.nn.functional as F
@@ -141,7 +141,7 @@ def _distilled_loss(hard, output, teacher, inputs: dict, cfg: TrainConfig):
         s_logp = F.log_softmax(s_logits.float().masked_fill(pad, -1e4) / temp, dim=-1)
         t_p = F.softmax(t_logits.float().masked_fill(pad, -1e4) / temp, dim=-1)
         soft = soft + F.kl_div(s_logp, t_p, reduction="batchmean") * temp**2 / 2
-    return (1 - cfg.distill_weight) * hard + cfg.distill_weight * soft + cfg.distill_hidden * hidden
+    return (1 - cfg.distill_weight) * output.loss + cfg.distill_weight * soft + cfg.distill_hidden * hidden
 
 
 def _load_data(cfg: TrainConfig, tokenizer, log) -> list[Feature]:
@@ -161,7 +161,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
     """Run (or resume) training; returns the summary written to ``OUT/train_summary.json``."""
     import torch
     from tqdm import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
     from koqa.reader.loading import load_qa_model, load_tokenizer, resolve
 
@@ -179,12 +178,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     feats = _load_data(cfg, tokenizer, log)
     per_epoch = math.ceil(len(feats) / cfg.batch_size)
     total = cfg.max_steps or math.ceil(per_epoch * cfg.epochs)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * total), total)
+    params, opt, sched = _optimizer(model, cfg, total)
     step, losses = _resume(out, model, opt, sched, cfg, log)
     log(f"{len(feats)} windows, {per_epoch} steps per epoch, schedule of {total} steps")
     pad = tokenizer.pad_token_id or 0
@@ -194,14 +188,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     order: dict[int, list[list[int]]] = {}
     while step < total:
         batch = [feats[i] for i in _step_batch(feats, cfg, step, order)]
-        inputs = {k: torch.from_numpy(v).to(device) for k, v in pad_batch([f.window for f in batch], pad).items()}
-        inputs["start_positions"] = torch.tensor([f.start for f in batch], device=device)
-        inputs["end_positions"] = torch.tensor([f.end for f in batch], device=device)
         with amp:
-            output = model(**inputs, output_hidden_states=bool(teacher is not None and cfg.distill_hidden))
-            loss = output.loss
-            if teacher is not None:
-                loss = _distilled_loss(loss, output, teacher, inputs, cfg)
+            loss = _batch_loss(model, teacher, batch, pad, device, cfg)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -224,6 +212,27 @@ def train(cfg: TrainConfig, log=print) -> dict:
         log(f"eval {cfg.eval}: {summary['eval']}")
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
+
+
+def _optimizer(model, cfg: TrainConfig, total: int):
+    """AdamW without weight decay on biases and LayerNorms, linear warmup then decay over ``total`` steps."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+                             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=cfg.lr)
+    return params, opt, get_linear_schedule_with_warmup(opt, int(cfg.warmup * total), total)
+
+
+def _batch_loss(model, teacher, batch: list, pad: int, device: str, cfg: TrainConfig):
+    import torch
+
+    inputs = {k: torch.from_numpy(v).to(device) for k, v in pad_batch([f.window for f in batch], pad).items()}
+    inputs["start_positions"] = torch.tensor([f.start for f in batch], device=device)
+    inputs["end_positions"] = torch.tensor([f.end for f in batch], device=device)
+    output = model(**inputs, output_hidden_states=bool(teacher is not None and cfg.distill_hidden))
+    return output.loss if teacher is None else _distilled_loss(output, teacher, inputs, cfg)
 
 
 def trained_example_ids(folder: Path | str, log=lambda m: None) -> set[str]:
