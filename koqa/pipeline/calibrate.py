@@ -209,7 +209,7 @@ def load_korquad(path: Path, articles: str = "train") -> tuple[list[Document], l
     return article_documents(data), [q for q in article_questions(data) if lo <= int(q.doc_id.split("-")[1]) < hi]
 
 
-def main(argv: Iterable[str] | None = None) -> None:
+def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--korquad", type=Path, required=True, help="KorQuAD_v1.0_dev.json(.gz)")
     ap.add_argument("--reader", default=None, help="reader name or folder (default: settings)")
@@ -229,12 +229,10 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--store-dir", type=Path, default=None, help="cached corpus store (default: under KOQA_HOME)")
     ap.add_argument("--examples-out", type=Path, default=None, help="also write the labelled examples (JSON)")
     ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
-    args = ap.parse_args(list(argv) if argv is not None else None)
+    return ap.parse_args(list(argv) if argv is not None else None)
 
-    from koqa.reader import QAReader
-    from koqa.settings import Settings
 
-    settings = Settings.from_env()
+def _corpus_and_questions(args: argparse.Namespace) -> tuple[list, list]:
     docs, questions = load_korquad(args.korquad, args.articles)
     if args.unseen_by:
         from koqa.reader.training import trained_example_ids
@@ -246,6 +244,16 @@ def main(argv: Iterable[str] | None = None) -> None:
         questions = random.Random(0).sample(questions, args.limit)
     if args.corpus == "questions":
         docs = [d for d in docs if d.id in {q.doc_id for q in questions}]
+    return docs, questions
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    from koqa.reader import QAReader
+    from koqa.settings import Settings
+
+    args = _parse_args(argv)
+    settings = Settings.from_env()
+    docs, questions = _corpus_and_questions(args)
     reader = QAReader.from_pretrained(args.reader or settings.reader, settings=settings)
     store = corpus_store(settings, args.embedder or settings.embedder, docs, args.store_dir)
     try:
