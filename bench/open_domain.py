@@ -24,6 +24,7 @@ import os
 import platform
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,42 @@ def closed_context(reader, questions, data: list[dict]) -> dict:
     return evaluate({q.id: list(q.answers) for q in questions}, preds)
 
 
+@dataclass
+class Asked:
+    """What asking every question in turn recorded, one entry per question."""
+
+    preds: dict = field(default_factory=dict)
+    latency_s: list = field(default_factory=list)
+    retrieve_s: list = field(default_factory=list)
+    read_s: list = field(default_factory=list)
+    stage_s: dict = field(default_factory=lambda: {"tokenize": [], "forward": [], "decode": []})
+    passages_read: list = field(default_factory=list)
+    ranks: list = field(default_factory=list)
+    abstained: int = 0
+
+
+def ask_each(pipe, questions: list, k: int) -> Asked:
+    from koqa.pipeline.calibrate import KORQUAD_COLLECTION
+
+    asked = Asked()
+    for n, q in enumerate(questions, 1):
+        t0 = time.perf_counter()
+        result = pipe.run(q.text, KORQUAD_COLLECTION, k)
+        asked.latency_s.append(time.perf_counter() - t0)
+        asked.retrieve_s.append(result.timings["retrieve_s"])
+        asked.read_s.append(result.timings["read_s"])
+        for stage, times in asked.stage_s.items():
+            times.append(result.timings.get(f"read_{stage}_s", 0.0))
+        asked.passages_read.append(result.timings["passages_read"])
+        asked.preds[q.id] = result.answers[0].text if result.answers else ""
+        asked.abstained += result.no_answer
+        asked.ranks.append(recall_ranks(result.hits, q))
+        if n % 25 == 0 or n == len(questions):
+            print(f"\r{n}/{len(questions)} questions, p50 {np.median(asked.latency_s):.2f} s", end="", flush=True)
+    print()
+    return asked
+
+
 def run(args) -> dict:
     import torch
 
@@ -87,40 +124,24 @@ def run(args) -> dict:
     pipe = QAPipeline(store, reader, depth=depth, calibration=calibration)
     pipe.run(questions[0].text, COLLECTION, args.k)  # warm-up: lazy loads, first-call allocations
 
-    preds, latencies, retrieve_s, read_s, ranks, abstained, n_read = {}, [], [], [], [], 0, []
-    stage_s = {"tokenize": [], "forward": [], "decode": []}
-    for n, q in enumerate(questions, 1):
-        t0 = time.perf_counter()
-        result = pipe.run(q.text, COLLECTION, args.k)
-        latencies.append(time.perf_counter() - t0)
-        retrieve_s.append(result.timings["retrieve_s"])
-        read_s.append(result.timings["read_s"])
-        for k in ("tokenize", "forward", "decode"):
-            stage_s[k].append(result.timings.get(f"read_{k}_s", 0.0))
-        n_read.append(result.timings["passages_read"])
-        preds[q.id] = result.answers[0].text if result.answers else ""
-        abstained += result.no_answer
-        ranks.append(recall_ranks(result.hits, q))
-        if n % 25 == 0 or n == len(questions):
-            print(f"\r{n}/{len(questions)} questions, p50 {np.median(latencies):.2f} s", end="", flush=True)
-    print()
+    asked = ask_each(pipe, questions, args.k)
     golds = {q.id: list(q.answers) for q in questions}
-    e2e = evaluate(golds, preds)
-    lat = np.array(latencies)
+    e2e = evaluate(golds, asked.preds)
+    lat = np.array(asked.latency_s)
     out = {
         "questions": len(questions), "corpus_articles": n_docs, "k": args.k,
         "depth": {"read_first": args.read_first, "stop_confidence": args.stop_confidence} if depth else "all",
-        "mean_passages_read": round(float(np.mean(n_read)), 2),
+        "mean_passages_read": round(float(np.mean(asked.passages_read)), 2),
         "reader": args.reader or settings.reader, "backend": args.backend, "embedder": args.embedder or settings.embedder,
         "calibration": str(args.calibration or "default (koqa/pipeline/calibration.json)"),
         "exact_match": round(e2e["exact_match"], 2), "f1": round(e2e["f1"], 2),
-        "recall": {f"@{k}": round(100 * np.mean([r is not None and r <= k for r in ranks]), 2)
+        "recall": {f"@{k}": round(100 * np.mean([r is not None and r <= k for r in asked.ranks]), 2)
                    for k in RECALL_AT if k <= args.k},
-        "abstained_at_threshold": {"threshold": pipe.threshold, "fraction": round(abstained / len(questions), 4)},
+        "abstained_at_threshold": {"threshold": pipe.threshold, "fraction": round(asked.abstained / len(questions), 4)},
         "latency_s": {"p50": round(float(np.percentile(lat, 50)), 3), "p95": round(float(np.percentile(lat, 95)), 3),
                       "mean": round(float(lat.mean()), 3),
-                      "mean_retrieve": round(float(np.mean(retrieve_s)), 3), "mean_read": round(float(np.mean(read_s)), 3),
-                      **{f"mean_read_{k}": round(float(np.mean(v)), 3) for k, v in stage_s.items()}},
+                      "mean_retrieve": round(float(np.mean(asked.retrieve_s)), 3), "mean_read": round(float(np.mean(asked.read_s)), 3),
+                      **{f"mean_read_{k}": round(float(np.mean(v)), 3) for k, v in asked.stage_s.items()}},
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
     }
     if args.closed:

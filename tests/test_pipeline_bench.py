@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import runpy
 from pathlib import Path
 
 import pytest
@@ -13,11 +13,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "open_domain.py"
 
 
 def test_open_domain_bench_writes_its_table_and_json(shared_dir, tiny_model_dir, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("open_domain", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    main = runpy.run_path(str(BENCH))["main"]
     out = tmp_path / "od.json"
-    bench.main(["--reader", str(tiny_model_dir), "--embedder", "fake", "--limit", "3", "--distractors", "2",
+    main(["--reader", str(tiny_model_dir), "--embedder", "fake", "--limit", "3", "--distractors", "2",
                 "--k", "5", "--read-first", "2", "--store-dir", str(tmp_path / "store"), "--out", str(out),
                 "--korquad", str(shared_dir / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz")])
     result = json.loads(out.read_text())
