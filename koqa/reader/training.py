@@ -202,11 +202,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if step % cfg.checkpoint_every == 0 or step == total:
             _save_checkpoint(out, model, opt, sched, step, losses, cfg)
     bar.close()
-    model.eval()
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
     summary = {"config": asdict(cfg), "features": len(feats), "steps": step, "train_seconds_this_run": time.time() - started,
                "final_loss": float(np.mean(losses[-50:])) if losses else None, "device": device}
+    return _finish(out, model.eval(), tokenizer, cfg, summary, log)
+
+
+def _finish(out: Path, model, tokenizer, cfg: TrainConfig, summary: dict, log) -> dict:
+    """Save the trained folder, evaluate it when asked, and write ``train_summary.json`` last."""
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
     if cfg.eval:
         summary["eval"] = evaluate_folder(out, cfg.eval, max_seq_len=384)
         log(f"eval {cfg.eval}: {summary['eval']}")

@@ -54,10 +54,7 @@ def make_windows(
     _check_sizes(max_seq_len, doc_stride)
     if not questions:
         return []
-    q_lens = [len(ids) for ids in tokenizer(list(questions), add_special_tokens=False)["input_ids"]]
-    for q, n in zip(questions, q_lens):
-        if n > min(max_question_len, max_seq_len // 2):
-            raise InvalidInput("question", q, f"is {n} tokens long; at most {min(max_question_len, max_seq_len // 2)} are allowed")
+    q_lens = _question_lengths(tokenizer, questions, min(max_question_len, max_seq_len // 2))
     # the overlap must stay below the room the longest question leaves for context
     doc_stride = min(doc_stride, max(0, (max_seq_len - max(q_lens) - 4) // 2))
     right = tokenizer.padding_side == "right"
@@ -90,6 +87,14 @@ def make_windows(
             )
         )
     return _drop_redundant(windows)
+
+
+def _question_lengths(tokenizer, questions: Sequence[str], limit: int) -> list[int]:
+    lengths = [len(ids) for ids in tokenizer(list(questions), add_special_tokens=False)["input_ids"]]
+    for q, n in zip(questions, lengths):
+        if n > limit:
+            raise InvalidInput("question", q, f"is {n} tokens long; at most {limit} are allowed")
+    return lengths
 
 
 def _drop_redundant(windows: list[Window]) -> list[Window]:
