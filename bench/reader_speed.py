@@ -40,6 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run as a script from a checkout
 
+from bench import _speed_report as report_lib  # noqa: E402
 from bench import _speed_workers as workers  # noqa: E402
 
 DEFAULT_DATA = "korquad-eval:{shared}/data/korquad/KorQuAD_v1.0_dev.json.gz:400"
@@ -162,12 +163,12 @@ def main(argv=None) -> None:
     model = _model_with_head(args.reader, "--reader")
     fast = _model_with_head(args.fast_reader, "--fast-reader") if args.fast_reader else None
     raw = collect(args, model, examples, fast)
-    report = workers.summarise(raw, examples)
-    workers.print_table(report)
+    report = report_lib.summarise(raw, examples)
+    report_lib.print_table(report)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"reader_speed-{args.device}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    report["meta"] = workers.machine_info(" ".join(sys.argv))
+    report["meta"] = report_lib.machine_info(" ".join(sys.argv))
     path.write_text(json.dumps({**report, "raw": raw}, indent=1, ensure_ascii=False), encoding="utf-8")
     print(f"\nwrote {path}")
 

@@ -10,6 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import _speed_report as report_lib  # noqa: E402
 from bench import _speed_workers as workers  # noqa: E402
 from koqa.reader.korquad import QAExample  # noqa: E402
 
@@ -33,7 +34,7 @@ def _raw() -> dict:
 
 
 def test_summary_rates_fractions_and_scores():
-    report = workers.summarise(_raw(), EXAMPLES)
+    report = report_lib.summarise(_raw(), EXAMPLES)
     rows = {(r["name"], r.get("batch")): r for r in report["rows"]}
     assert report["ceiling_best_tokens_per_s"] == 1000.0  # batch 1: 1000 tokens in 1 s
     assert rows[("ceiling (bare forward)", 4)]["padding_fraction"] == pytest.approx(0.2)
@@ -54,16 +55,16 @@ def test_a_fast_reader_is_compared_with_the_full_one_on_the_same_backend(capsys)
     raw = _raw()
     raw["koqa"]["fast torch"] = {**raw["koqa"]["torch"], "seconds": [0.625], "paired_ceiling_seconds": [0.6],
                                  "answers": ["서울", "세종이"]}
-    report = workers.summarise(raw, EXAMPLES)
+    report = report_lib.summarise(raw, EXAMPLES)
     fast = next(r for r in report["rows"] if r["name"] == "koqa fast torch")
     assert fast["x_full_reader"] == pytest.approx(2.0) and fast["f1_vs_full_reader"] == pytest.approx(-10.0)  # 세종이 vs 세종: character F1 0.8
     assert fast["fraction_of_ceiling"] == pytest.approx(0.6 / 0.625)  # its own model's ceiling, not the full one's
-    workers.print_table(report)
+    report_lib.print_table(report)
     assert "koqa fast torch: 2.00x the full reader's questions/s, F1 -10.00" in capsys.readouterr().out
 
 
 def test_table_prints_every_row(capsys):
-    workers.print_table(workers.summarise(_raw(), EXAMPLES))
+    report_lib.print_table(report_lib.summarise(_raw(), EXAMPLES))
     out = capsys.readouterr().out
     assert "koqa torch" in out and "56.6" in out and "boom" in out and "pipeline (transformers 5.2.0)" in out
 
