@@ -5,6 +5,8 @@
 "question: must not be empty (got '')"
 >>> e.field
 'question'
+>>> import pickle; str(pickle.loads(pickle.dumps(e))) == str(e)   # crosses process boundaries
+True
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class InvalidInput(KoqaError, ValueError):
             shown = shown[:77] + "..."
         super().__init__(f"{field}: {reason} (got {shown})")
 
+    def __reduce__(self):
+        return type(self), (self.field, self.value, self.reason)
+
 
 class NotFound(KoqaError, LookupError):
     """A named thing (collection, document, model) does not exist."""
@@ -34,7 +39,11 @@ class NotFound(KoqaError, LookupError):
 
     def __init__(self, kind: str, name: str, hint: str = ""):
         self.kind, self.name = kind, name
+        self.hint = hint
         super().__init__(f"{kind} not found: {name!r}" + (f". {hint}" if hint else ""))
+
+    def __reduce__(self):
+        return type(self), (self.kind, self.name, self.hint)
 
 
 class ModelUnavailable(KoqaError):
