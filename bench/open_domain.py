@@ -43,6 +43,16 @@ def build_store(settings, embedder_name: str, data: list[dict], distractors: int
     return corpus_store(settings, embedder_name, keep, store_dir), len(keep)
 
 
+def eval_questions(data: list[dict], limit: int | None, seed: int) -> list:
+    """The benchmark's questions: a seeded sample of ``limit`` eval-split questions (all without it)."""
+    from koqa.pipeline.calibrate import article_questions
+
+    questions = [q for q in article_questions(data) if int(q.doc_id.split("-")[1]) >= len(data) - 40]
+    if limit and limit < len(questions):
+        questions = random.Random(seed).sample(questions, limit)
+    return questions
+
+
 def recall_ranks(hits, q) -> int | None:
     """1-based rank of the first hit from the gold article that contains a gold answer."""
     for rank, h in enumerate(hits, 1):
@@ -106,7 +116,6 @@ def run(args) -> dict:
     from koqa.pipeline import Calibration, QAPipeline
     from koqa.pipeline.depth import ReadingDepth
     from koqa.pipeline.calibrate import KORQUAD_COLLECTION as COLLECTION
-    from koqa.pipeline.calibrate import article_questions
     from koqa.reader import QAReader
     from koqa.reader.korquad import evaluate, load_squad
     from koqa.settings import Settings
@@ -114,9 +123,7 @@ def run(args) -> dict:
     torch.set_num_threads(args.threads)
     settings = Settings.from_env()
     data = load_squad(args.korquad)["data"]
-    questions = [q for q in article_questions(data) if int(q.doc_id.split("-")[1]) >= len(data) - 40]
-    if args.limit and args.limit < len(questions):
-        questions = random.Random(args.seed).sample(questions, args.limit)
+    questions = eval_questions(data, args.limit, args.seed)
     store, n_docs = build_store(settings, args.embedder or settings.embedder, data, args.distractors, args.store_dir)
     reader = QAReader.from_pretrained(args.reader or settings.reader, backend=args.backend, settings=settings)
     depth = ReadingDepth(args.read_first, args.stop_confidence) if args.read_first else None

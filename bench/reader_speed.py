@@ -65,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default: their own)")
     p.add_argument("--repeats", type=int, default=2, help="timed passes per measurement; the best counts")
     p.add_argument("--skip-pipeline", action="store_true", help="do not run the transformers pipeline peer")
+    p.add_argument("--trim", action=argparse.BooleanOptionalAction, default=True,
+                   help="koqa's Korean particle trimming (--no-trim where kiwipiepy is missing, e.g. a GPU machine)")
     p.add_argument("--peer-python", default=None, help="python of an existing env with transformers 5.2.0 (skips venv setup)")
     p.add_argument("--wheels", default=os.environ.get("PIP_FIND_LINKS"), help="folder with the local torch wheel for the peer venv")
     p.add_argument("--out", default=str(HERE / "results"))
@@ -126,7 +128,7 @@ def collect(args, model: str, examples, fast: str | None = None) -> dict:
     backends = (args.backends or ("torch,onnx,onnx-int8" if device == "cpu" else "torch")).split(",")
     base = {"model": model, "questions": [e.question for e in examples], "contexts": [e.context for e in examples],
             "max_seq_len": args.max_seq_len, "doc_stride": args.stride, "device": device, "dtype": dtype,
-            "repeats": args.repeats, "threads": args.threads}
+            "repeats": args.repeats, "threads": args.threads, "trim_particles": args.trim}
     me = [sys.executable, str(Path(__file__).resolve().parent / "_speed_workers.py")]
     raw: dict = {"config": {**{k: v for k, v in base.items() if k not in ("questions", "contexts")},
                             "batch_sizes": sizes, "backends": backends, "questions": len(examples)}}

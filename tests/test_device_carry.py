@@ -51,3 +51,22 @@ def test_export_then_merge_rebuilds_the_trained_model(tmp_path, monkeypatch):
 def test_merge_without_shards_names_the_folder(tmp_path):
     with pytest.raises(SystemExit, match="no fast-"):
         device_carry.merge(tmp_path, "fast", tmp_path, tmp_path / "merged")
+
+
+def test_replayed_retrieval_answers_as_recorded(tmp_path):
+    import gzip
+    import json
+
+    from bench import replay_ask
+    from koqa.pipeline import QAPipeline
+    from koqa.pipeline.fakes import FakeReader
+
+    passage = {"id": "d:0", "doc_id": "d", "index": 0, "start": 0, "end": 9, "text": "서울은 수도이다.", "title": "", "source": ""}
+    record = {"id": "q1", "question": "수도는? ", "answers": ["서울"], "retrieve_s": 0.01,
+              "hits": [{"passage": passage, "score": 0.5, "scores": {"dense": 0.5}, "ranks": {"dense": 1}}]}
+    with gzip.open(tmp_path / "hits.json.gz", "wt", encoding="utf-8") as f:
+        json.dump({"k": 20, "questions": [record]}, f)
+    _, hits = replay_ask.load_hits(tmp_path / "hits.json.gz")
+    pipe = QAPipeline(replay_ask.ReplayRetriever(hits), FakeReader(), depth=None)
+    result = pipe.run("수도는? ", replay_ask.COLLECTION, 20)
+    assert [h.passage.id for h in result.hits] == ["d:0"]
