@@ -1,4 +1,4 @@
-"""Take the reader-training protocol to a lent GPU machine and bring the trained readers back.
+"""Take koqa's GPU work (bench/device_protocol.sh, bench/device_speed.sh) to a lent GPU machine.
 
 The device tool moves at most 64 MiB per call and the tracked tree (with the committed
 reader deltas) already takes ~27 MB, so the base encoder cannot travel as a model
@@ -33,7 +33,7 @@ CARRY = Path(".carry")
 PACK_XZ = "e5-small-q4.used-rows.bin.xz"
 HITS = "ask_hits.json.gz"
 SHARD_BYTES = 15 << 20
-SHARED = Path(os.environ.get("KOQA_SHARED", "../shared"))
+SHARED = Path(os.environ.get("KOQA_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 DATA = {  # carried name -> source under ../shared (a folder: its SQuAD-layout files merged)
     "squad_train.json.gz": "data/multilingual_qa/squad_v1.1_explorer/squad_v1.1_train.from_explorer_html.json.gz",
     "jaquad_train.json.gz": "data/multilingual_qa/jaquad/train",
