@@ -142,8 +142,11 @@ def _load_reader(job: dict):
         from koqa.reader.loading import load_tokenizer
         from koqa.reader.onnx_backend import OnnxRunner
 
+        from koqa.reader.particles import ParticleTrimmer
+
         runner = OnnxRunner.load(Path(job["model"]), quantized=job["backend"] == "onnx-int8", threads=job["threads"])
-        return QAReader(load_tokenizer(job["model"]), runner, ReaderConfig(**opts), name=job["model"])
+        trimmer = ParticleTrimmer.load() if opts["trim_particles"] else None  # as from_pretrained does
+        return QAReader(load_tokenizer(job["model"]), runner, ReaderConfig(**opts), name=job["model"], trimmer=trimmer)
     return QAReader.from_pretrained(job["model"], device=job["device"], dtype=job["dtype"], backend=job["backend"], **opts)
 
 
