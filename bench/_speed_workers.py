@@ -134,6 +134,7 @@ class _TimedRunner:
 
 def _load_reader(job: dict):
     from koqa.reader import QAReader, ReaderConfig
+    from koqa.reader.qa import trimmer_for
 
     extra = {"batch_size": job["batch_size"]} if job.get("batch_size") else {}
     opts = dict(max_seq_len=job["max_seq_len"], doc_stride=job["doc_stride"], trim_particles=job.get("trim_particles", True),
@@ -142,11 +143,9 @@ def _load_reader(job: dict):
         from koqa.reader.loading import load_tokenizer
         from koqa.reader.onnx_backend import OnnxRunner
 
-        from koqa.reader.particles import ParticleTrimmer
-
         runner = OnnxRunner.load(Path(job["model"]), quantized=job["backend"] == "onnx-int8", threads=job["threads"])
-        trimmer = ParticleTrimmer.load() if opts["trim_particles"] else None  # as from_pretrained does
-        return QAReader(load_tokenizer(job["model"]), runner, ReaderConfig(**opts), name=job["model"], trimmer=trimmer)
+        config = ReaderConfig(**opts)
+        return QAReader(load_tokenizer(job["model"]), runner, config, name=job["model"], trimmer=trimmer_for(config))
     return QAReader.from_pretrained(job["model"], device=job["device"], dtype=job["dtype"], backend=job["backend"], **opts)
 
 

@@ -54,6 +54,15 @@ class _Options:
     doc_stride: int
 
 
+def trimmer_for(config: ReaderConfig):
+    """The Korean particle trimmer ``config`` asks for (Kiwi loads here), or None."""
+    if not config.trim_particles:
+        return None
+    from koqa.reader.particles import ParticleTrimmer
+
+    return ParticleTrimmer.load()
+
+
 class QAReader:
     """Reads spans out of contexts with a tokenizer and a model runner."""
 
@@ -78,12 +87,7 @@ class QAReader:
 
         cfg = ReaderConfig(**config)
         tokenizer, runner = load_reader_parts(name_or_path, device=device, dtype=dtype, backend=backend, settings=settings)
-        trimmer = None
-        if cfg.trim_particles:
-            from koqa.reader.particles import ParticleTrimmer
-
-            trimmer = ParticleTrimmer.load()
-        return cls(tokenizer, runner, cfg, name=name_or_path, trimmer=trimmer)
+        return cls(tokenizer, runner, cfg, name=name_or_path, trimmer=trimmer_for(cfg))
 
     # ------------------------------------------------------------------ public API
 
