@@ -118,10 +118,10 @@ def rebuild(carry: Path, out: Path) -> Path:
 def readers(base: Path, out: Path) -> list[Path]:
     """The committed built-in readers (``models/koqa-reader-*``) assembled over the rebuilt base."""
     from koqa.models.delta import apply_delta
+    from koqa.models.registry import BUILTINS, builtin_models_dir
 
-    deltas = sorted((Path(__file__).resolve().parents[1] / "models").glob("koqa-reader-*"))
     # the rebuilt base differs from the delta's (unused embedding rows are zero) by design
-    return [apply_delta(base, d, out / d.name.removeprefix("koqa-"), check_base=False) for d in deltas]
+    return [apply_delta(base, builtin_models_dir() / m.delta, out / m.folder, check_base=False) for m in BUILTINS if m.delta]
 
 
 def export(model: Path, name: str, out: Path) -> list[Path]:
@@ -180,7 +180,9 @@ def merge(shards: Path, name: str, base: Path, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    local_base = Path(os.environ.get("KOQA_HOME", Path.home() / ".cache/koqa")) / "models/e5-small-ko"
+    from koqa.models.registry import cache_path
+
+    local_base = cache_path("koqa:e5-small-ko")
     for cmd in ("prepare", "rebuild", "readers", "export", "merge"):
         s = sub.add_parser(cmd)
         s.add_argument("--carry", type=Path, default=CARRY)

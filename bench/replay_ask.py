@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a bare checkout (no install there)
 
+from koqa.pipeline.qa import check_question  # noqa: E402
 from koqa.types import Hit, Passage  # noqa: E402
 
 COLLECTION = "replay"
@@ -34,7 +35,7 @@ class ReplayRetriever:
     """A ``Retriever`` that answers each recorded question with its recorded hits."""
 
     def __init__(self, hits: dict[str, list[Hit]]):
-        self.hits = {q.strip(): h for q, h in hits.items()}  # as QAPipeline passes questions on
+        self.hits = {check_question(q): h for q, h in hits.items()}  # as QAPipeline passes questions on
 
     def retrieve(self, query: str, k: int = 10, *, collection: str = COLLECTION, mode: str = "hybrid") -> list[Hit]:
         return self.hits[query][:k]
