@@ -64,7 +64,11 @@ def trimmer_for(config: ReaderConfig):
 
 
 class QAReader:
-    """Reads spans out of contexts with a tokenizer and a model runner."""
+    """Reads spans out of contexts with a tokenizer and a model runner.
+
+    Answers are trimmed of Korean particles only by ``trimmer``: ``from_pretrained`` passes
+    ``trimmer_for(config)``; a direct construction passes it itself or reads untrimmed spans.
+    """
 
     def __init__(self, tokenizer, runner: Runner, config: ReaderConfig = ReaderConfig(), *, name: str = "", trimmer=None):
         if not getattr(tokenizer, "is_fast", False):
