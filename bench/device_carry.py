@@ -78,11 +78,14 @@ def _check_travel_size(carry: Path) -> None:
     """Fail early when the working tree plus ``carry`` would not fit the device tool's 64 MiB per call."""
     import subprocess
 
+    from koqa.models.cache import folder_size
+
     root = Path(__file__).resolve().parents[1]
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root,
                             capture_output=True, check=True).stdout.split(b"\0")
-    tree = sum((root / os.fsdecode(n)).stat().st_size for n in listed if n and (root / os.fsdecode(n)).is_file())
-    total = tree + sum(f.stat().st_size for f in carry.rglob("*") if f.is_file())
+    files = [root / os.fsdecode(name) for name in listed if name]
+    tree = sum(f.stat().st_size for f in files if f.is_file())  # a deleted, still-listed file is skipped
+    total = tree + folder_size(carry)
     print(f"{total / 2**20:8.1f} MiB  travel per call (working tree {tree / 2**20:.1f} MiB + {carry})")
     if total > 64 * 2**20:
         sys.exit(f"{total / 2**20:.1f} MiB is over the device tool's 64 MiB per call: drop carried data or shrink the tree")
