@@ -144,11 +144,24 @@ def test_int4_halves_int8_with_bounded_error():
     assert e8 < e4
 
 
+def test_mixed_precision_uses_int4_only_where_its_error_fits():
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(32, 128)).astype("f4")
+    small = base + rng.normal(size=base.shape).astype("f4") * 1e-4  # changed little
+    large = base + rng.normal(size=base.shape).astype("f4") * 1e-2
+    tol = encode("w", large, base)[2]  # the int8 error of the larger change
+    assert encode("w", small, base, int4_within=tol)[0] == "int4"
+    method, _, err = encode("w", large, base, int4_within=tol)
+    assert (method, err) == ("int8", tol)
+
+
 def test_make_delta_rejects_other_bit_widths(models, tmp_path):
     from koqa.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="bits"):
         make_delta(*models, tmp_path / "d", bits=3)
+    with pytest.raises(InvalidInput, match="int4_within"):
+        make_delta(*models, tmp_path / "d", int4_within=-1.0)
 
 
 def test_a_shrunk_model_is_a_delta_on_the_layers_it_came_from(tmp_path):

@@ -73,13 +73,16 @@ def make_delta_cmd(
     out: Path = typer.Option(..., help="Delta folder to write (e.g. models/koqa-reader-small)."),
     base: str = typer.Option("koqa:e5-small-ko", help="Base it was tuned from: koqa: name or folder."),
     bits: int = typer.Option(8, help="8, or 4 for half the size of changed full-rank matrices (more error)."),
+    int4_within: float = typer.Option(None, help="With 8 bits: int4 for each matrix whose max weight error stays "
+                                                 "within this (mixed precision, e.g. 1e-4)."),
 ) -> None:
     """Store TUNED as a small delta on BASE (int8/int4/low-rank deltas, exact small tensors)."""
     from koqa.models.delta import make_delta
     from koqa.models.registry import resolve_model
 
     report = make_delta(resolve_model(base, Settings.from_env()), tuned, out,
-                        base_name=base if base.startswith("koqa:") else str(base), bits=bits)
+                        base_name=base if base.startswith("koqa:") else str(base), bits=bits,
+                        int4_within=int4_within)
     typer.echo(f"wrote {report.out_dir}: {_mb(report.size_bytes)}, max |weight error| "
                f"{report.max_abs_error:.3g}, tensors by codec {report.methods}")
 

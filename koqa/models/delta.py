@@ -48,14 +48,18 @@ class DeltaReport:
 
 
 def make_delta(base_dir: str | Path, tuned_dir: str | Path, out_dir: str | Path, *,
-               base_name: str = "koqa:e5-small-ko", bits: int = 8) -> DeltaReport:
+               base_name: str = "koqa:e5-small-ko", bits: int = 8,
+               int4_within: float | None = None) -> DeltaReport:
     """Write the delta of ``tuned_dir`` against ``base_dir`` into ``out_dir``.
 
-    ``bits`` (8 or 4) is the precision of changed matrices that are not low-rank.  Other
-    files already in ``out_dir`` (a README.md model card) are left alone.
+    ``bits`` (8 or 4) is the precision of changed matrices that are not low-rank;
+    ``int4_within`` (with 8) stores a matrix in int4 where that keeps its max weight error
+    within this bound.  Other files already in ``out_dir`` (a README.md model card) are left alone.
     """
     if bits not in (8, 4):
         raise InvalidInput("bits", bits, "must be 8 or 4")
+    if int4_within is not None and not (int4_within > 0 and bits == 8):
+        raise InvalidInput("int4_within", int4_within, "must be a positive weight error, with bits 8")
     base, tuned = load_weights(base_dir, "base_dir"), load_weights(tuned_dir, "tuned_dir")
     config = _read_json(Path(tuned_dir) / "config.json", "tuned_dir")
     layers = layer_map(config)  # a shrunk model's layer i tunes base layer layers[i]
@@ -63,7 +67,7 @@ def make_delta(base_dir: str | Path, tuned_dir: str | Path, out_dir: str | Path,
     with _single_thread_blas():
         for name in sorted(tuned):
             base_key = _base_key(original_name(name, layers), base)
-            method, parts, err = encode(name, tuned[name], base.get(base_key), bits=bits)
+            method, parts, err = encode(name, tuned[name], base.get(base_key), bits=bits, int4_within=int4_within)
             stored.update(parts)
             errors.append(err)
             entries.append({"name": name, "base": base_key, "method": method,
@@ -75,6 +79,7 @@ def make_delta(base_dir: str | Path, tuned_dir: str | Path, out_dir: str | Path,
     save_file(stored, str(out / DELTA_FILE), metadata={"format": FORMAT})
     manifest = {
         "format": FORMAT, "base": base_name, "base_fingerprint": fingerprint(base), "bits": bits,
+        "int4_within": int4_within,
         "delta_file": DELTA_FILE, "delta_sha256": _sha256(out / DELTA_FILE),
         "max_abs_error": max(errors, default=0.0), "tensors": entries,
     }

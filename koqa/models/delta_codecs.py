@@ -7,8 +7,10 @@
   and at least as accurate.
 * ``int8``    — ``tuned − base`` (fp32) as int8 with one fp32 scale per row
   (``max|row| / 127``); only changed rows are stored when some rows are unchanged.
-* ``int4``    — (opt-in, ``bits=4``) the same with 4-bit values and one fp32 scale per
-  64 weights of a row (``max / 7``): half the size of int8, about 9× the error.
+* ``int4``    — (opt-in) the same with 4-bit values and one fp32 scale per 64 weights
+  of a row (``max / 7``): half the size of int8, about 9× the error.  ``bits=4`` uses it
+  for every such matrix; ``int4_within=tol`` only where its max error stays within
+  ``tol`` (mixed precision: matrices that changed little cost half).
 
 Decoding uses only element-wise numpy operations in a fixed order, so the result is
 bitwise identical on every run and every machine.
@@ -29,7 +31,8 @@ GROUP = 64  # int4: one scale per 64 consecutive weights of a row
 _SKETCH_EXTRA = 8  # oversampling of the randomized range finder
 
 
-def encode(name: str, tuned: np.ndarray, base: np.ndarray | None, bits: int = 8) -> tuple[str, dict[str, np.ndarray], float]:
+def encode(name: str, tuned: np.ndarray, base: np.ndarray | None, bits: int = 8,
+           int4_within: float | None = None) -> tuple[str, dict[str, np.ndarray], float]:
     """``(method, stored tensors, max |decoded − tuned|)`` for one tensor; ``bits`` 8 or 4."""
     tuned = np.asarray(tuned, np.float32)
     if base is not None and base.shape == tuned.shape and np.array_equal(base, tuned):
@@ -38,9 +41,11 @@ def encode(name: str, tuned: np.ndarray, base: np.ndarray | None, bits: int = 8)
         return "fp32", {name: np.ascontiguousarray(tuned)}, 0.0
     shape = tuned.shape
     delta = tuned.reshape(shape[0], -1) - np.asarray(base, np.float32).reshape(shape[0], -1)
-    method = "int4" if bits == 4 and delta.shape[1] % GROUP == 0 else "int8"
-    parts = _quant_encode(name, delta, method)
-    err = _max_err(decode(name, method, parts, base, shape), tuned)
+    method, parts, err = _quantize(name, delta, base, tuned, "int8" if bits == 8 else "int4")
+    if bits == 8 and int4_within is not None and delta.shape[1] % GROUP == 0:
+        small = _quantize(name, delta, base, tuned, "int4")
+        if small[2] <= int4_within:
+            method, parts, err = small
     low = _lowrank_encode(name, delta, budget=sum(p.nbytes for p in parts.values()), tol=err)
     if low is not None:
         low_err = _max_err(decode(name, "lowrank", low, base, shape), tuned)
@@ -73,6 +78,13 @@ def decode(name: str, method: str, parts: dict[str, np.ndarray], base: np.ndarra
     else:
         raise ValueError(f"unknown delta method {method!r} for {name}")
     return out.reshape(shape)
+
+
+def _quantize(name: str, delta: np.ndarray, base: np.ndarray, tuned: np.ndarray, method: str):
+    if method == "int4" and delta.shape[1] % GROUP:
+        method = "int8"
+    parts = _quant_encode(name, delta, method)
+    return method, parts, _max_err(decode(name, method, parts, base, tuned.shape), tuned)
 
 
 def _quant_encode(name: str, delta: np.ndarray, method: str) -> dict[str, np.ndarray]:
