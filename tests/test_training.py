@@ -144,6 +144,31 @@ def test_a_teacher_with_another_vocabulary_is_refused(tiny_model_dir, squad_file
 def test_distillation_settings_are_checked():
     from koqa.errors import InvalidInput
 
-    for bad in ({"distill_weight": 1.5}, {"distill_temperature": 0.0}, {"distill_hidden": -1.0}):
+    for bad in ({"distill_weight": 1.5}, {"distill_temperature": 0.0}, {"distill_hidden": -1.0}, {"augment": 1.0}):
         with pytest.raises(InvalidInput, match=next(iter(bad))):
             TrainConfig(base="b", train=("t",), out="o", teacher="t", **bad)
+
+
+def test_augmentation_replaces_only_context_tokens_outside_the_answer(tiny_model_dir, squad_file):
+    import torch
+    from transformers import AutoTokenizer
+
+    from koqa.reader.distill import replace_context_tokens
+    from koqa.reader.windows import pad_batch
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    feats = build_features(tok, read_train_spec(str(squad_file))[0], max_seq_len=64, doc_stride=32, progress=False)
+    ids = torch.from_numpy(pad_batch([f.window for f in feats], tok.pad_token_id)["input_ids"])
+    torch.manual_seed(0)
+    new = replace_context_tokens(ids, feats, 0.5)
+    changed = (new != ids).numpy()
+    context = np.zeros(ids.shape, dtype=bool)
+    for r, f in enumerate(feats):
+        context[r, : len(f.window)] = f.window.is_context
+    assert changed.any()
+    assert set(new.numpy()[changed].tolist()) <= set(ids.numpy()[context].tolist())  # drawn from the batch's context
+    for r, f in enumerate(feats):
+        free = context[r].copy()
+        free[f.start : f.end + 1] = False
+        assert not changed[r][~free].any()  # question, specials, padding and the gold span stay
+    assert torch.equal(replace_context_tokens(ids, feats, 0.0), ids)

@@ -124,6 +124,7 @@ def train(
     distill_weight: float = typer.Option(0.5, help="Weight of the distillation loss (the rest: the gold spans)."),
     distill_temperature: float = typer.Option(2.0),
     distill_hidden: float = typer.Option(0.0, help="Weight of matching the teacher's hidden states layer by layer."),
+    augment: float = typer.Option(0.0, help="Fraction of context tokens outside the answer replaced at random each step."),
 ) -> None:
     """Fine-tune for span extraction on SQuAD-layout data (resumes from OUT/checkpoint)."""
     from koqa.reader.training import TrainConfig, train as run
@@ -133,6 +134,6 @@ def train(
                       freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, max_steps=max_steps,
                       checkpoint_every=checkpoint_every, distractors=distractors, teacher=teacher,
                       distill_weight=distill_weight, distill_temperature=distill_temperature,
-                      distill_hidden=distill_hidden)
+                      distill_hidden=distill_hidden, augment=augment)
     summary = run(cfg, log=lambda m: typer.echo(m, err=True))
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "config"}, ensure_ascii=False))

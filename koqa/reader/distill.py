@@ -58,3 +58,27 @@ def distilled_loss(output, teacher, inputs: dict, cfg: TrainConfig):
         t_p = F.softmax(t_logits.float().masked_fill(pad, -1e4) / temp, dim=-1)
         soft = soft + F.kl_div(s_logp, t_p, reduction="batchmean") * temp**2 / 2
     return (1 - cfg.distill_weight) * output.loss + cfg.distill_weight * soft + cfg.distill_hidden * hidden
+
+
+def replace_context_tokens(input_ids, batch, rate: float):
+    """``input_ids`` with a ``rate`` of each window's context tokens outside its gold span replaced by
+    context tokens drawn from the whole batch (the global torch RNG, so a resumed run draws the same).
+
+    Word-replacement augmentation for distillation (as in TinyBERT): the teacher labels the perturbed
+    window, so the student sees new inputs every epoch with consistent targets, and the gold span
+    itself is never touched. Question, special and padding tokens stay as they are.
+    """
+    import torch
+
+    ctx = torch.zeros_like(input_ids, dtype=torch.bool)
+    for r, f in enumerate(batch):
+        ctx[r, : len(f.window)] = torch.from_numpy(f.window.is_context)
+        if f.end:
+            ctx[r, f.start : f.end + 1] = False
+    pool = input_ids[ctx]
+    pick = ctx & (torch.rand(input_ids.shape, device=input_ids.device) < rate)
+    if not len(pool) or not pick.any():
+        return input_ids
+    out = input_ids.clone()
+    out[pick] = pool[torch.randint(len(pool), (int(pick.sum()),), device=input_ids.device)]
+    return out

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from koqa.errors import InvalidInput
-from koqa.reader.distill import distilled_loss, load_teacher
+from koqa.reader.distill import distilled_loss, load_teacher, replace_context_tokens
 from koqa.reader.features import Feature, add_distractors, build_features
 from koqa.reader.korquad import read_train_spec
 from koqa.reader.windows import pad_batch
@@ -57,6 +57,9 @@ class TrainConfig:
     distill_temperature: float = 2.0
     # weight of a cosine loss pulling student layer i's output to the teacher's layer (i+1)·T/S
     distill_hidden: float = 0.0
+    # fraction of each window's context tokens outside the gold span replaced, every step anew,
+    # by tokens drawn from the same batch (see distill.replace_context_tokens)
+    augment: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -66,6 +69,8 @@ class TrainConfig:
             raise InvalidInput("distill_temperature", self.distill_temperature, "must be positive")
         if self.distill_hidden < 0:
             raise InvalidInput("distill_hidden", self.distill_hidden, "must be 0 or more")
+        if not 0.0 <= self.augment < 1.0:
+            raise InvalidInput("augment", self.augment, "must be at least 0 and below 1")
 
 
 def _batches(feats: list[Feature], batch_size: int, seed: int) -> list[list[int]]:
@@ -192,6 +197,8 @@ def _batch_loss(model, teacher, batch: list, pad: int, device: str, cfg: TrainCo
     inputs = {k: torch.from_numpy(v).to(device) for k, v in pad_batch([f.window for f in batch], pad).items()}
     inputs["start_positions"] = torch.tensor([f.start for f in batch], device=device)
     inputs["end_positions"] = torch.tensor([f.end for f in batch], device=device)
+    if cfg.augment:
+        inputs["input_ids"] = replace_context_tokens(inputs["input_ids"], batch, cfg.augment)
     output = model(**inputs, output_hidden_states=bool(teacher is not None and cfg.distill_hidden))
     return output.loss if teacher is None else distilled_loss(output, teacher, inputs, cfg)
 
@@ -271,7 +278,7 @@ def _resume(out: Path, model, opt, sched, cfg: TrainConfig, log) -> tuple[int, l
     mine = asdict(cfg)
     # epochs/max_steps may change between runs: that lengthens or shortens the schedule
     keys = ("base", "train", "batch_size", "max_seq_len", "doc_stride", "seed", "lr", "distractors",
-            "teacher", "distill_weight", "distill_temperature", "distill_hidden")
+            "teacher", "distill_weight", "distill_temperature", "distill_hidden", "augment")
     saved = {**{f.name: f.default for f in fields(TrainConfig)}, **saved}  # checkpoints from before a field existed
     if any(saved.get(k) != (list(mine[k]) if isinstance(mine[k], tuple) else mine[k]) for k in keys):
         raise InvalidInput("out", str(out), "holds a checkpoint made with other settings; use another --out or delete it")
