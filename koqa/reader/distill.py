@@ -64,9 +64,10 @@ def replace_context_tokens(input_ids, batch, rate: float):
     """``input_ids`` with a ``rate`` of each window's context tokens outside its gold span replaced by
     context tokens drawn from the whole batch (the global torch RNG, so a resumed run draws the same).
 
-    Word-replacement augmentation for distillation (as in TinyBERT): the teacher labels the perturbed
-    window, so the student sees new inputs every epoch with consistent targets, and the gold span
-    itself is never touched. Question, special and padding tokens stay as they are.
+    Word-replacement augmentation, as TinyBERT uses for distillation: a teacher labels the perturbed
+    window, so the student sees new inputs every epoch with consistent targets; the gold span itself
+    is never touched, so its label stays right without a teacher too. Question, special and padding
+    tokens stay as they are.
     """
     import torch
 
