@@ -76,10 +76,10 @@ def replace_context_tokens(input_ids, batch, rate: float):
         ctx[r, : len(f.window)] = torch.from_numpy(f.window.is_context)
         if f.end:
             ctx[r, f.start : f.end + 1] = False
-    pool = input_ids[ctx]
     pick = ctx & (torch.rand(input_ids.shape, device=input_ids.device) < rate)
-    if not len(pool) or not pick.any():
+    if not pick.any():  # also when there is no context at all: pick lies inside ctx
         return input_ids
+    pool = input_ids[ctx]
     out = input_ids.clone()
     out[pick] = pool[torch.randint(len(pool), (int(pick.sum()),), device=input_ids.device)]
     return out
