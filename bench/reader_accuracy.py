@@ -28,18 +28,21 @@ def main() -> None:
     args = ap.parse_args()
 
     from koqa.reader import QAReader
-    from koqa.reader.evaluation import predict
+    from koqa.reader.evaluation import predict_spans
     from koqa.reader.korquad import evaluate, read_train_spec
-    from koqa.reader.particles import ParticleTrimmer
+    from koqa.reader.particles import FOLLOWING_CHARS, ParticleTrimmer
 
     examples, _ = read_train_spec(f"korquad-eval:{args.data}" + (f":{args.limit}" if args.limit else ""))
     reader = QAReader.from_pretrained(args.reader, backend=args.backend, trim_particles=False)
     t0 = time.perf_counter()
-    plain = predict(reader, examples)
+    spans = predict_spans(reader, examples)
     seconds = round(time.perf_counter() - t0, 1)
-    # trimming only shortens the top span's text, so one model pass serves both rows
+    # trimming only shortens the top span, as the reader's own trimming does, so one model pass serves both rows
     trimmer = ParticleTrimmer.load()
-    trimmed = {k: v[: trimmer.trim_end(v)] if v else v for k, v in plain.items()}
+    contexts = {e.id: e.context for e in examples}
+    plain = {k: s.text if s else "" for k, s in spans.items()}
+    trimmed = {k: s.text[: trimmer.trim_end(s.text, contexts[k][s.end : s.end + FOLLOWING_CHARS])] if s else ""
+               for k, s in spans.items()}
     golds = {e.id: e.answer_texts for e in examples}
     rows = [{"reader": args.reader, "backend": args.backend, "trim_particles": trim, "seconds": seconds,
              **evaluate(golds, preds), "questions": len(examples)} for trim, preds in ((False, plain), (True, trimmed))]

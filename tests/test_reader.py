@@ -100,6 +100,11 @@ def test_particle_trimming_is_optional(tiny_model_dir):
     assert "이순신 장군은"[: trimmer.trim_end("이순신 장군은")] == "이순신 장군"
     assert "1443년에"[: trimmer.trim_end("1443년에")] == "1443년"
     assert "세종대왕"[: trimmer.trim_end("세종대왕")] == "세종대왕"
+    # in its sentence, the name 현정은 is a noun; alone, Kiwi reads it as 현정 + 은
+    assert "현정은"[: trimmer.trim_end("현정은", " 현대그룹 회장은")] == "현정은"
+    assert "현정은 회장은"[: trimmer.trim_end("현정은 회장은", " 북한을 방문했다.")] == "현정은 회장"
+    # 버널 = 버너 + ᆯ: cutting the fused particle would cut the name's last syllable
+    assert "데니스 버널"[: trimmer.trim_end("데니스 버널")] == "데니스 버널"
     reader = QAReader.from_pretrained(str(tiny_model_dir), device="cpu", trim_particles=True)
     for sp in reader.read(Q, CTX, top_k=5):
         assert CTX[sp.start : sp.end] == sp.text

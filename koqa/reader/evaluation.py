@@ -16,22 +16,28 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from koqa.reader.base import Span
 from koqa.reader.korquad import QAExample, evaluate
 
 
-def predict(reader, examples: Sequence[QAExample], *, batch_questions: int = 64, progress: bool = True,
-            **options) -> dict[str, str]:
-    """id → best answer text, reading ``batch_questions`` questions per reader call."""
-    preds: dict[str, str] = {}
+def predict_spans(reader, examples: Sequence[QAExample], *, batch_questions: int = 64, progress: bool = True,
+                  **options) -> dict[str, Span | None]:
+    """id → best span (None when the reader found none), reading ``batch_questions`` questions per call."""
+    spans: dict[str, Span | None] = {}
     bar = tqdm(total=len(examples), desc="reading", unit="q", disable=not progress)
     for i in range(0, len(examples), batch_questions):
         chunk = examples[i : i + batch_questions]
-        spans = reader.read_batch([e.question for e in chunk], [[e.context] for e in chunk], top_k=1, **options)
-        for e, s in zip(chunk, spans):
-            preds[e.id] = s[0].text if s else ""
+        found = reader.read_batch([e.question for e in chunk], [[e.context] for e in chunk], top_k=1, **options)
+        for e, s in zip(chunk, found):
+            spans[e.id] = s[0] if s else None
         bar.update(len(chunk))
     bar.close()
-    return preds
+    return spans
+
+
+def predict(reader, examples: Sequence[QAExample], **options) -> dict[str, str]:
+    """id → best answer text ("" when none); options as for ``predict_spans``."""
+    return {k: s.text if s else "" for k, s in predict_spans(reader, examples, **options).items()}
 
 
 def evaluate_reader(reader, examples: Sequence[QAExample], *, progress: bool = True, **options):

@@ -20,6 +20,7 @@ import numpy as np
 
 from koqa.errors import InvalidInput
 from koqa.reader.base import Span, TokenProbs
+from koqa.reader.particles import FOLLOWING_CHARS, ParticleTrimmer
 from koqa.reader.spans import joint_log_softmax, top_spans
 from koqa.reader.windows import Window, batches_by_length, make_windows, pad_batch
 
@@ -58,8 +59,6 @@ def trimmer_for(config: ReaderConfig):
     """The Korean particle trimmer ``config`` asks for (Kiwi loads here), or None."""
     if not config.trim_particles:
         return None
-    from koqa.reader.particles import ParticleTrimmer
-
     return ParticleTrimmer.load()
 
 
@@ -228,7 +227,7 @@ class QAReader:
 
     def _make_span(self, context: str, ci: int, cs: int, ce: int, score: float, ps: float, pe: float) -> Span | None:
         if self.trimmer is not None:
-            ce = cs + self.trimmer.trim_end(context[cs:ce])
+            ce = cs + self.trimmer.trim_end(context[cs:ce], context[ce : ce + FOLLOWING_CHARS])
         text = context[cs:ce]
         stripped = text.strip()
         if not stripped:
