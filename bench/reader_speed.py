@@ -141,7 +141,9 @@ def collect(args, model: str, examples, fast: str | None = None) -> dict:
             raw["koqa"][f"fast {b}"] = run_subprocess([*me, "koqa"], {**job, "model": fast}, f"koqa fast reader, {b}")
     if not args.skip_pipeline:
         python = Path(args.peer_python) if args.peer_python else ensure_peer_venv(args.wheels)
-        job = {**base, "batch_sizes": sizes, "max_answer_len": 30, "max_question_len": 96}
+        from koqa.reader.spans import MAX_ANSWER_LEN
+
+        job = {**base, "batch_sizes": sizes, "max_answer_len": MAX_ANSWER_LEN, "max_question_len": 96}
         raw["pipeline"] = run_subprocess([str(python), str(HERE / "_hf_pipeline_peer.py")], job, "transformers pipeline")
     return raw
 

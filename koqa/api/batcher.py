@@ -26,6 +26,7 @@ from typing import Sequence
 
 from koqa.errors import KoqaError
 from koqa.reader.base import Reader, Span
+from koqa.reader.spans import MAX_ANSWER_LEN
 
 
 class Overloaded(KoqaError):
@@ -43,7 +44,7 @@ class ReadOptions:
     """Reader options of one request; only items with equal options share a reader call."""
 
     top_k: int = 1
-    max_answer_len: int = 30
+    max_answer_len: int = MAX_ANSWER_LEN
     handle_impossible_answer: bool = False
     max_seq_len: int | None = None
     doc_stride: int | None = None

@@ -11,6 +11,7 @@ import typer
 
 from koqa.cli.app import app, handles_errors
 from koqa.errors import InvalidInput
+from koqa.reader.spans import MAX_ANSWER_LEN
 from koqa.settings import Settings
 
 
@@ -53,7 +54,7 @@ def read(
     reader: Optional[str] = typer.Option(None, help="Reader: built-in name, folder or hub name."),
     backend: str = typer.Option("torch", help="torch | onnx | onnx-int8"),
     top_k: int = typer.Option(1, "--top-k", "-k"),
-    max_answer_len: int = typer.Option(30),
+    max_answer_len: int = typer.Option(MAX_ANSWER_LEN, help="Longest answer, in tokens."),
     token_probs: bool = typer.Option(False, help="Include per-token start/end probabilities."),
     trim_particles: bool = typer.Option(True, help="Cut trailing Korean particles (은/는/에서 …)."),
 ) -> None:

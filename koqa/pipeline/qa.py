@@ -26,6 +26,7 @@ from koqa.pipeline import answers as ans
 from koqa.pipeline.calibration import Calibration, features
 from koqa.pipeline.depth import ReadingDepth, merge_stages
 from koqa.reader.base import Reader, Span
+from koqa.reader.spans import MAX_ANSWER_LEN
 from koqa.retriever.base import Retriever
 from koqa.types import Answer, Hit
 
@@ -73,7 +74,7 @@ class QAPipeline:
     """
 
     def __init__(self, retriever: Retriever, reader: Reader, *, calibration: Calibration | None = None,
-                 threshold: float | None = None, max_answer_len: int = 30,
+                 threshold: float | None = None, max_answer_len: int = MAX_ANSWER_LEN,
                  depth: ReadingDepth | None = ReadingDepth()):
         self.retriever, self.reader = retriever, reader
         self.calibration = calibration or Calibration.load()
