@@ -30,7 +30,7 @@ def main() -> None:
     from koqa.reader import QAReader
     from koqa.reader.evaluation import predict_spans
     from koqa.reader.korquad import evaluate, read_train_spec
-    from koqa.reader.particles import FOLLOWING_CHARS, ParticleTrimmer
+    from koqa.reader.particles import ParticleTrimmer
 
     examples, _ = read_train_spec(f"korquad-eval:{args.data}" + (f":{args.limit}" if args.limit else ""))
     reader = QAReader.from_pretrained(args.reader, backend=args.backend, trim_particles=False)
@@ -41,7 +41,7 @@ def main() -> None:
     trimmer = ParticleTrimmer.load()
     contexts = {e.id: e.context for e in examples}
     plain = {k: s.text if s else "" for k, s in spans.items()}
-    trimmed = {k: s.text[: trimmer.trim_end(s.text, contexts[k][s.end : s.end + FOLLOWING_CHARS])] if s else ""
+    trimmed = {k: contexts[k][s.start : trimmer.span_end(contexts[k], s.start, s.end)] if s else ""
                for k, s in spans.items()}
     golds = {e.id: e.answer_texts for e in examples}
     rows = [{"reader": args.reader, "backend": args.backend, "trim_particles": trim, "seconds": seconds,

@@ -18,7 +18,7 @@ because cutting at character offsets would take the stem's letters with it.
 from __future__ import annotations
 
 PARTICLE_TAGS = ("JKS", "JKC", "JKG", "JKO", "JKB", "JKV", "JKQ", "JX", "JC")
-FOLLOWING_CHARS = 32  # how much of the context after a span the reader passes as ``following``
+FOLLOWING_CHARS = 32  # how much of the context after a span ``span_end`` lets Kiwi see
 
 
 def _fused(form: str) -> bool:
@@ -35,6 +35,10 @@ class ParticleTrimmer:
         from kiwipiepy import Kiwi
 
         return cls(Kiwi())
+
+    def span_end(self, context: str, start: int, end: int) -> int:
+        """End offset of ``context[start:end]`` without its trailing particles, read in its sentence."""
+        return start + self.trim_end(context[start:end], context[end : end + FOLLOWING_CHARS])
 
     def trim_end(self, text: str, following: str = "") -> int:
         """Length of ``text`` without its trailing particles (``len(text.rstrip())`` when none).

@@ -20,7 +20,7 @@ import numpy as np
 
 from koqa.errors import InvalidInput
 from koqa.reader.base import Span, TokenProbs
-from koqa.reader.particles import FOLLOWING_CHARS, ParticleTrimmer
+from koqa.reader.particles import ParticleTrimmer
 from koqa.reader.spans import MAX_ANSWER_LEN, joint_log_softmax, top_spans
 from koqa.reader.windows import Window, batches_by_length, make_windows, pad_batch
 
@@ -228,7 +228,7 @@ class QAReader:
 
     def _make_span(self, context: str, ci: int, cs: int, ce: int, score: float, ps: float, pe: float) -> Span | None:
         if self.trimmer is not None:
-            ce = cs + self.trimmer.trim_end(context[cs:ce], context[ce : ce + FOLLOWING_CHARS])
+            ce = self.trimmer.span_end(context, cs, ce)
         text = context[cs:ce]
         stripped = text.strip()
         if not stripped:
