@@ -51,6 +51,17 @@ def test_parameters_reach_the_reader(url):
     assert any(d["answer"] == "" and d["start"] == d["end"] == 0 for d in null)  # the null answer is ranked too
     r = httpx.post(url + "/models/reader", json={"inputs": ONE, "parameters": {"max_seq_len": 64, "doc_stride": 60}})
     assert r.status_code == 400 and r.json()["error"]["field"] == "doc_stride"
+    r = httpx.post(url + "/models/reader", json={"inputs": ONE, "parameters": {"max_question_len": 2}})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "question"
+
+
+def test_align_to_words_switches_particle_trimming(url):
+    answers = {}
+    for align in (True, False):
+        body = {"inputs": ONE, "parameters": {"top_k": 50, "align_to_words": align}}
+        answers[align] = httpx.post(url + "/models/reader", json=body).json()
+        assert all(is_answer(d) for d in answers[align])
+    assert {d["answer"] for d in answers[True]} != {d["answer"] for d in answers[False]}
 
 
 def test_ask_with_the_real_reader(url):

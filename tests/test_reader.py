@@ -111,6 +111,29 @@ def test_particle_trimming_is_optional(tiny_model_dir):
         assert CTX[sp.start : sp.end] == sp.text
 
 
+def test_a_call_can_turn_particle_trimming_on_or_off(tiny_reader):
+    from koqa.reader.particles import ParticleTrimmer
+    from koqa.reader.qa import QAReader
+
+    ctx = "세종대왕은 훈민정음을 창제하였다."
+    offsets = tiny_reader.tokenizer(ctx, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    last = next(i for i, (_, e) in enumerate(offsets) if e == len("세종대왕은"))
+
+    def runner(batch):  # the model's answer: 세종대왕은, particle included
+        start = np.zeros(batch["input_ids"].shape, np.float32)
+        end = start.copy()
+        for row, types in enumerate(batch["token_type_ids"]):
+            first = np.flatnonzero(types)[0]
+            start[row, first] = end[row, first + last] = 10.0
+        return start, end
+
+    trimming = QAReader(tiny_reader.tokenizer, runner, tiny_reader.config, trimmer=ParticleTrimmer.load())
+    plain = QAReader(tiny_reader.tokenizer, runner, tiny_reader.config)
+    assert [r.read(Q, ctx, trim_particles=t)[0].text for r, t in ((trimming, None), (trimming, False))] \
+        == ["세종대왕", "세종대왕은"]
+    assert [plain.read(Q, ctx, trim_particles=t)[0].text for t in (None, True, None)] == ["세종대왕은", "세종대왕", "세종대왕은"]
+
+
 def test_scores_are_relative_to_each_windows_no_answer_logits(tiny_reader):
     """A passage whose logits are all high (its [CLS] too) must not outrank one the model prefers to null."""
     from koqa.reader.qa import QAReader

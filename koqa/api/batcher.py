@@ -48,14 +48,14 @@ class ReadOptions:
     handle_impossible_answer: bool = False
     max_seq_len: int | None = None
     doc_stride: int | None = None
+    max_question_len: int | None = None
+    trim_particles: bool | None = None
 
     def kwargs(self) -> dict:
         kw = {"max_answer_len": self.max_answer_len, "handle_impossible_answer": self.handle_impossible_answer}
-        if self.max_seq_len is not None:
-            kw["max_seq_len"] = self.max_seq_len
-        if self.doc_stride is not None:
-            kw["doc_stride"] = self.doc_stride
-        return kw
+        optional = {"max_seq_len": self.max_seq_len, "doc_stride": self.doc_stride,
+                    "max_question_len": self.max_question_len, "trim_particles": self.trim_particles}
+        return kw | {k: v for k, v in optional.items() if v is not None}
 
 
 @dataclass

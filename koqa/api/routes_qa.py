@@ -87,7 +87,8 @@ async def read(req: ReaderRequest, st: ServerState = Depends(state)):
     inputs = req.inputs if isinstance(req.inputs, list) else [req.inputs]
     p = req.parameters
     options = ReadOptions(top_k=p.top_k, max_answer_len=p.max_answer_len, max_seq_len=p.max_seq_len,
-                          handle_impossible_answer=p.handle_impossible_answer, doc_stride=p.doc_stride)
+                          handle_impossible_answer=p.handle_impossible_answer, doc_stride=p.doc_stride,
+                          max_question_len=p.max_question_len, trim_particles=p.align_to_words)
     results = await st.batcher.submit_many([(i.question, [i.context]) for i in inputs], options)
     outputs = []
     for spans in results:

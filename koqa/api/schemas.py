@@ -118,7 +118,11 @@ class ReaderParameters(_Strict):
     doc_stride: int | None = Field(None, ge=1, le=2048)
     max_answer_len: int = Field(15, ge=1, le=512)
     max_seq_len: int | None = Field(None, ge=32, le=4096)
+    max_question_len: int | None = Field(None, ge=1, le=512, description="longer questions are refused, not cut")
     handle_impossible_answer: bool = False
+    align_to_words: bool | None = Field(
+        None, description="koqa aligns answers to Korean morphemes, not whitespace words: true cuts trailing "
+                          "particles (세종대왕은 → 세종대왕), false returns raw token spans; default: the server's reader")
 
 
 class ReaderRequest(_Strict):

@@ -54,6 +54,8 @@ class _Options:
     return_token_probs: bool
     max_seq_len: int
     doc_stride: int
+    max_question_len: int
+    trim_particles: bool | None  # None: as the reader was built
 
 
 def trimmer_for(config: ReaderConfig):
@@ -78,6 +80,7 @@ class QAReader:
             config = replace(config, batch_size=CUDA_BATCH if on_gpu else CPU_BATCH)
         self.tokenizer, self.runner, self.config, self.name = tokenizer, runner, config, name
         self.trimmer = trimmer
+        self._called_trimmer = None  # loaded only when a call asks a trimmer-less reader to trim
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.forward_batches = 0  # how many model batches ran; lets callers observe batching
         # cumulative wall seconds per stage, so callers can report where reading time goes
@@ -112,9 +115,16 @@ class QAReader:
         return_token_probs: bool = False,
         max_seq_len: int | None = None,
         doc_stride: int | None = None,
+        max_question_len: int | None = None,
+        trim_particles: bool | None = None,
     ) -> list[list[Span]]:
-        """Spans for many questions, each with its own list of contexts, in one batched pass."""
-        opts = self._options(top_k, max_answer_len, handle_impossible_answer, return_token_probs, max_seq_len, doc_stride)
+        """Spans for many questions, each with its own list of contexts, in one batched pass.
+
+        Options left at None take the reader's config; ``trim_particles`` True or False overrides
+        whether trailing Korean particles are cut for this call only.
+        """
+        opts = self._options(top_k, max_answer_len, handle_impossible_answer, return_token_probs, max_seq_len,
+                             doc_stride, max_question_len, trim_particles)
         questions, contexts = self._validate(questions, contexts)
         pair_q, pair_c, flat_q, flat_c = [], [], [], []
         for qi, (q, ctxs) in enumerate(zip(questions, contexts)):
@@ -125,7 +135,7 @@ class QAReader:
                 flat_c.append(c)
         t0 = time.perf_counter()
         windows = make_windows(self.tokenizer, flat_q, flat_c, max_seq_len=opts.max_seq_len,
-                               doc_stride=opts.doc_stride, max_question_len=self.config.max_question_len)
+                               doc_stride=opts.doc_stride, max_question_len=opts.max_question_len)
         t1 = time.perf_counter()
         starts, ends = self._run(windows)
         t2 = time.perf_counter()
@@ -143,17 +153,20 @@ class QAReader:
 
     # ------------------------------------------------------------------ internals
 
-    def _options(self, top_k, max_answer_len, handle_impossible, token_probs, max_seq_len, doc_stride) -> _Options:
-        for field, value in (("top_k", top_k), ("max_answer_len", max_answer_len), ("max_seq_len", max_seq_len), ("doc_stride", doc_stride)):
+    def _options(self, top_k, max_answer_len, handle_impossible, token_probs, max_seq_len, doc_stride,
+                 max_question_len, trim_particles) -> _Options:
+        ints = (("top_k", top_k), ("max_answer_len", max_answer_len), ("max_seq_len", max_seq_len),
+                ("doc_stride", doc_stride), ("max_question_len", max_question_len))
+        for field, value in ints:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise InvalidInput(field, value, "must be an integer")
-        if top_k < 1:
-            raise InvalidInput("top_k", top_k, "must be >= 1")
-        if max_answer_len is not None and max_answer_len < 1:
-            raise InvalidInput("max_answer_len", max_answer_len, "must be >= 1")
+        for field, value in (("top_k", top_k), ("max_answer_len", max_answer_len), ("max_question_len", max_question_len)):
+            if value is not None and value < 1:
+                raise InvalidInput(field, value, "must be >= 1")
         c = self.config
         return _Options(top_k, max_answer_len or c.max_answer_len, bool(handle_impossible), bool(token_probs),
-                        max_seq_len or c.max_seq_len, c.doc_stride if doc_stride is None else doc_stride)
+                        max_seq_len or c.max_seq_len, c.doc_stride if doc_stride is None else doc_stride,
+                        max_question_len or c.max_question_len, trim_particles)
 
     def _validate(self, questions, contexts) -> tuple[list[str], list[list[str]]]:
         if isinstance(questions, str) or not isinstance(questions, Sequence):
@@ -207,12 +220,13 @@ class QAReader:
         if o.handle_impossible_answer:
             norm_mask[0, 0] = True  # "no answer" (logit 0 in every window after anchoring) counts once
         log_ps, log_pe = joint_log_softmax(start, norm_mask), joint_log_softmax(end, norm_mask)
+        trimmer = self._trimmer(o.trim_particles)
         spans: list[Span] = []
         seen: set[tuple[int, int, int]] = set()
         for r, s, e, score in top_spans(start, end, mask, o.max_answer_len, o.top_k * 4 + len(ws)):
             w, ci = ws[r], ctx_ids[r]
             span = self._make_span(contexts[ci], ci, int(w.offsets[s, 0]), int(w.offsets[e, 1]), score,
-                                   float(np.exp(log_ps[r, s])), float(np.exp(log_pe[r, e])))
+                                   float(np.exp(log_ps[r, s])), float(np.exp(log_pe[r, e])), trimmer)
             if span is None or (ci, span.start, span.end) in seen:
                 continue
             seen.add((ci, span.start, span.end))
@@ -226,9 +240,20 @@ class QAReader:
             spans = _add_null(spans, log_ps, log_pe, o.top_k)
         return spans
 
-    def _make_span(self, context: str, ci: int, cs: int, ce: int, score: float, ps: float, pe: float) -> Span | None:
-        if self.trimmer is not None:
-            ce = self.trimmer.span_end(context, cs, ce)
+    def _trimmer(self, wanted: bool | None):
+        """The trimmer of one call: the reader's own unless the call says otherwise."""
+        if wanted is None:
+            return self.trimmer
+        if not wanted:
+            return None
+        if self.trimmer is None and self._called_trimmer is None:  # a reader built without one: load it once
+            self._called_trimmer = ParticleTrimmer.load()
+        return self.trimmer or self._called_trimmer
+
+    @staticmethod
+    def _make_span(context: str, ci: int, cs: int, ce: int, score: float, ps: float, pe: float, trimmer) -> Span | None:
+        if trimmer is not None:
+            ce = trimmer.span_end(context, cs, ce)
         text = context[cs:ce]
         stripped = text.strip()
         if not stripped:
