@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import sys
 from typing import Callable, TypeVar
 
@@ -30,6 +32,10 @@ def handles_errors(fn: F) -> F:
 
 
 def main() -> None:
+    # transformers draws a "Loading weights" bar on every model load: noise in a CLI (an explicit setting wins)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # pypdf logs what it repairs or fails on; a failure already shows as that file's "failed:" line
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     app(prog_name="koqa")
 
 

@@ -29,7 +29,10 @@ def ask(
 ) -> None:
     """Answer QUESTION from the documents of a collection, with each answer's source."""
     from koqa.pipeline import QAPipeline
+    from koqa.pipeline.qa import check_options, check_question
 
+    check_question(question)  # bad input fails before minutes of model loading, not after
+    check_options(top_k, top_n, mode, threshold)
     pipeline = QAPipeline.from_settings(Settings.from_env(), depth=_depth(read_first, stop_confidence),
                                         calibration=_calibration(calibration))
     result = pipeline.run(question, collection, top_k, top_n, mode, threshold=threshold)

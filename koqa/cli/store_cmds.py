@@ -82,7 +82,7 @@ def ingest(
             task = bar.add_task("embedding", total=None)
             report = store.ingest_paths(collection, paths, progress=lambda p: bar.update(
                 task, completed=p.passages, total=p.passages_total or None,
-                description=f"{p.documents} documents"))
+                description=f"{p.documents} document" + "s" * (p.documents != 1)))
     finally:
         store.close()
     _print_report(report, collection, as_json)
