@@ -81,6 +81,17 @@ def test_ask_returns_ranked_answers_with_sources(server):
     assert set(body["timings"]) == {"retrieve_s", "read_s", "passages_read"}
 
 
+def test_ask_filters_documents(server):
+    url, _ = server
+    body = {"question": Q, "collection": "history", "filters": {"title": "한글날"}}
+    answers = httpx.post(url + "/ask", json=body).json()["answers"]
+    assert answers and all(s["doc_title"] == "한글날" for a in answers for s in a["sources"])
+    for filters, status, field in (({"title": {"$eq": "한글날"}}, 400, "filters.title"), ("한글날", 422, "filters"),
+                                   ({"dept": "법무"}, 400, "filters.dept")):
+        r = httpx.post(url + "/ask", json={**body, "filters": filters})
+        assert r.status_code == status and r.json()["error"]["field"] == field, r.text
+
+
 def test_hf_reader_endpoint_shapes(server):
     url, _ = server
     one = {"question": Q, "context": "세종대왕은 훈민정음을 창제하였다."}

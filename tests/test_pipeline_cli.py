@@ -42,11 +42,23 @@ def test_ask_json(env):
     assert {"text", "score", "doc_id", "start", "end", "sources", "context"} <= set(body["answers"][0])
 
 
+def test_ask_and_search_filter_documents(env):
+    out = CliRunner().invoke(app, ["ask", Q, "-c", "demo", "--json", "--filter", "title=한글날"], env=env)
+    assert out.exit_code == 0, out.output
+    assert {s["doc_title"] for a in json.loads(out.stdout)["answers"] for s in a["sources"]} == {"한글날"}
+    out = CliRunner().invoke(app, ["search", Q, "-c", "demo", "--json", "--filter", "title=한글날",
+                                   "--filter", "title=서울"], env=env)
+    assert out.exit_code == 0, out.output
+    assert {h["title"] for h in json.loads(out.stdout)} == {"한글날", "서울"}
+
+
 @pytest.mark.parametrize("args, message", [
     (["ask", Q, "-c", "nope"], "collection not found"),
     (["ask", " ", "-c", "demo"], "question"),
     (["ask", Q, "-c", "demo", "-k", "0"], "top_k_passages"),
     (["ask", Q, "-c", "demo", "--mode", "fuzzy"], "mode"),
+    (["ask", Q, "-c", "demo", "--filter", "title"], "--filter: must be KEY=VALUE"),
+    (["ask", Q, "-c", "demo", "--filter", "dept=법무"], "filters.dept"),
 ])
 def test_bad_input_is_one_line_and_exit_2(env, args, message):
     out = CliRunner().invoke(app, args, env=env)

@@ -92,6 +92,40 @@ def test_dense_kinds_add_remove_search_persist(kind, tmp_path):
     assert DenseIndex(16, kind).search(x[0], 3) == []
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("exact_max", [0, 20_000])  # 0: the FAISS selector path even for a small allowed set
+def test_dense_search_only_within_allowed_ids(kind, exact_max, monkeypatch):
+    import koqa.retriever.dense as dense
+
+    monkeypatch.setattr(dense, "EXACT_FILTER_MAX", exact_max)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    idx = DenseIndex(16, kind)
+    idx.add(list(range(300)), x)
+    allowed = np.array([3, 50, 299, 4000])  # 4000 is not in the index
+    want = sorted(((i, float(x[i] @ x[0])) for i in (3, 50, 299)), key=lambda p: -p[1])
+    got = idx.search(x[0], 10, allowed)
+    assert [i for i, _ in got] == [i for i, _ in want] and np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+    assert idx.search(x[0], 1, allowed) == got[:1] and idx.search(x[0], 5, np.array([], np.int64)) == []
+
+
+def test_filters_are_checked_and_matched():
+    from koqa.errors import InvalidInput
+    from koqa.retriever.filters import check_filters, matches, unknown_keys
+
+    f = check_filters({"source": ["a.pdf", "b.pdf"], "year": 2024, "tags": "계약"})
+    doc = {"doc_id": "d", "source": "b.pdf", "meta": {"year": 2024, "tags": ["계약", "인사"]}}
+    assert matches(f, doc) and not matches(f, {**doc, "source": "c.pdf"}) and not matches(f, {**doc, "meta": {}})
+    assert check_filters(None) is None and check_filters({}) is None
+    assert unknown_keys(f, [{"year": 1}, {"tags": []}]) == [] and unknown_keys(f, [{"year": 1}]) == ["tags"]
+    for bad, field in (("source=a", "filters"), ({"": "a"}, "filters"), ({"k": []}, "filters.k"),
+                       ({"k": {"$gt": 1}}, "filters.k"), ({"k": [None]}, "filters.k")):
+        with pytest.raises(InvalidInput) as exc:
+            check_filters(bad)
+        assert exc.value.field == field
+
+
 def test_dense_index_rejects_unknown_kind_and_wrong_dim(tmp_path):
     from koqa.errors import InvalidInput
 

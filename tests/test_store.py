@@ -63,6 +63,22 @@ def test_ingest_retrieve_all_modes(make_store):
     assert store.get_passage("default", hit.passage.id) == hit.passage
 
 
+def test_filters_keep_only_matching_documents(make_store):
+    store = make_store()
+    store.ingest("default", [Document(id=d.id, title=d.title, source=d.source, text=d.text,
+                                      meta={"era": "조선" if d.id != "dokdo" else "현대", "n": i})
+                             for i, d in enumerate(DOCS)])
+    for mode in ("hybrid", "dense", "bm25"):
+        hits = store.retrieve("조선 훈민정음 거북선 독도", k=10, mode=mode, filters={"era": "조선"})
+        assert {h.passage.doc_id for h in hits} == {"sejong", "yi"}, mode
+        hits = store.retrieve("조선 훈민정음 거북선 독도", k=10, mode=mode, filters={"doc_id": ["dokdo"], "n": 2})
+        assert {h.passage.doc_id for h in hits} == {"dokdo"}, mode
+    assert store.retrieve("훈민정음", filters={"era": "고려"}) == []
+    with pytest.raises(InvalidInput) as exc:
+        store.retrieve("훈민정음", filters={"eras": "조선"})  # a typo: no document has this key
+    assert exc.value.field == "filters.eras"
+
+
 def test_unchanged_skipped_changed_replaced_deleted(make_store):
     emb = FakeEmbedder()
     store = make_store(emb)

@@ -38,7 +38,7 @@ async def ask(req: AskRequest, st: ServerState = Depends(state)) -> AskResponse:
     pipe = st.pipeline
     question = req.question.strip()
     t0 = time.perf_counter()
-    hits = await st.in_store(pipe.retrieve, question, req.collection, req.top_k_passages, req.mode)
+    hits = await st.in_store(pipe.retrieve, question, req.collection, req.top_k_passages, req.mode, req.filters)
     t1 = time.perf_counter()
     options = ReadOptions(top_k=spans_to_read(req.top_n_answers), max_answer_len=pipe.max_answer_len)
     texts = [h.passage.text for h in hits]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -10,7 +11,7 @@ from typing import Callable, TypeVar
 
 import typer
 
-from koqa.errors import KoqaError
+from koqa.errors import InvalidInput, KoqaError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Korean document question answering.")
 
@@ -29,6 +30,32 @@ def handles_errors(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+FILTER_HELP = "Only documents whose KEY (doc_id, title, source or a metadata key) is VALUE; repeat to allow more values."
+
+
+def parse_filters(options: list[str] | None) -> dict[str, list] | None:
+    """``["dept=법무", "dept=인사", "year=2024"]`` → ``{"dept": ["법무", "인사"], "year": ["2024", 2024]}``.
+
+    A value that reads as a JSON number or boolean also matches metadata stored as one.
+    """
+    if not options:
+        return None
+    filters: dict[str, list] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput("--filter", option, "must be KEY=VALUE, e.g. source=규정.pdf")
+        values = filters.setdefault(key.strip(), [])
+        values.append(value)
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(parsed, (int, float, bool)):
+            values.append(parsed)
+    return filters
 
 
 def main() -> None:

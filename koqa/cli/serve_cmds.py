@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from koqa.cli.app import app, handles_errors
+from koqa.cli.app import FILTER_HELP, app, handles_errors, parse_filters
 from koqa.settings import Settings
 
 
@@ -25,17 +25,20 @@ def ask(
     read_first: int = typer.Option(5, "--read-first", help="Adaptive depth: read this many passages first (0: all at once)."),
     stop_confidence: float = typer.Option(0.5, help="Adaptive depth: stop after the first pass at this confidence."),
     calibration: Optional[Path] = typer.Option(None, help="Calibration JSON (default: the packaged one)."),
+    filter_: Optional[List[str]] = typer.Option(None, "--filter", metavar="KEY=VALUE", help=FILTER_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Answer QUESTION from the documents of a collection, with each answer's source."""
     from koqa.pipeline import QAPipeline
     from koqa.pipeline.qa import check_options, check_question
+    from koqa.retriever.filters import check_filters
 
     check_question(question)  # bad input fails before minutes of model loading, not after
     check_options(top_k, top_n, mode, threshold)
+    filters = check_filters(parse_filters(filter_))
     pipeline = QAPipeline.from_settings(Settings.from_env(), depth=_depth(read_first, stop_confidence),
                                         calibration=_calibration(calibration))
-    result = pipeline.run(question, collection, top_k, top_n, mode, threshold=threshold)
+    result = pipeline.run(question, collection, top_k, top_n, mode, threshold=threshold, filters=filters)
     if as_json:
         typer.echo(json.dumps({
             "question": result.question, "collection": collection, "no_answer": result.no_answer,

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import typer
 
-from koqa.cli.app import app, handles_errors
+from koqa.cli.app import FILTER_HELP, app, handles_errors, parse_filters
 from koqa.settings import Settings
 
 documents_app = typer.Typer(no_args_is_help=True, help="List or delete the documents of a collection.")
@@ -110,13 +110,15 @@ def search(
     query: str = typer.Argument(..., help="The query, e.g. a question in Korean."),
     collection: str = COLLECTION, k: int = typer.Option(10, "-k", help="Number of passages."),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or bm25."),
+    filter_: Optional[List[str]] = typer.Option(None, "--filter", metavar="KEY=VALUE", help=FILTER_HELP),
     db: Optional[str] = DB, embedder: Optional[str] = EMBEDDER, backend: Optional[str] = BACKEND,
     as_json: bool = AS_JSON,
 ) -> None:
     """Show the passages that best match QUERY, with their document, offsets and scores."""
+    filters = parse_filters(filter_)
     store = _store(_settings(db, embedder), with_embedder=mode != "bm25", backend=backend)
     try:
-        hits = store.retrieve(query, k, collection=collection, mode=mode)  # type: ignore[arg-type]
+        hits = store.retrieve(query, k, collection=collection, mode=mode, filters=filters)  # type: ignore[arg-type]
     finally:
         store.close()
     if as_json:

@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 from koqa.errors import NotFound
 from koqa.pipeline.calibration import FEATURES, Calibration
 from koqa.reader.base import Span
+from koqa.retriever.filters import check_filters, matches
 from koqa.types import Hit, Passage
 
 
@@ -81,11 +82,14 @@ class MemoryRetriever:
         self.passages = {name: [Passage(f"{d}:0", d, 0, 0, len(text), text, title) for d, title, text in docs]
                          for name, docs in collections.items()}
 
-    def retrieve(self, query: str, k: int = 10, *, collection: str = "default", mode: str = "hybrid") -> list[Hit]:
+    def retrieve(self, query: str, k: int = 10, *, collection: str = "default", mode: str = "hybrid",
+                 filters: Mapping | None = None) -> list[Hit]:
         if collection not in self.passages:
             raise NotFound("collection", collection)
-        grams = _bigrams(query)
-        scored = [(len(grams & _bigrams(p.text)), p) for p in self.passages[collection]]
+        grams, wanted = _bigrams(query), check_filters(filters)
+        passages = [p for p in self.passages[collection]
+                    if wanted is None or matches(wanted, {"doc_id": p.doc_id, "title": p.title, "source": p.source})]
+        scored = [(len(grams & _bigrams(p.text)), p) for p in passages]
         scored.sort(key=lambda sp: -sp[0])
         top = max((s for s, _ in scored), default=0) or 1
         return [Hit(p, s / top, {"bm25": float(s), "dense": s / top, "hybrid": 1.0 / (60 + r)},

@@ -95,28 +95,37 @@ class QAPipeline:
     # ------------------------------------------------------------------ public API
 
     def ask(self, question: str, collection: str = "default", top_k_passages: int = 20, top_n_answers: int = 5,
-            mode: str = "hybrid", *, threshold: float | None = None) -> list[Answer]:
-        """Ranked answers to ``question`` from ``collection`` (see the module doc for abstaining)."""
-        return self.run(question, collection, top_k_passages, top_n_answers, mode, threshold=threshold).as_list()
+            mode: str = "hybrid", *, threshold: float | None = None, filters: Mapping | None = None) -> list[Answer]:
+        """Ranked answers to ``question`` from ``collection`` (see the module doc for abstaining).
+
+        ``filters`` reads only documents whose fields match, e.g. ``{"source": "규정.pdf"}``
+        (see :mod:`koqa.retriever.filters`).
+        """
+        return self.run(question, collection, top_k_passages, top_n_answers, mode, threshold=threshold,
+                        filters=filters).as_list()
 
     def ask_batch(self, questions: Sequence[str], collection: str = "default", top_k_passages: int = 20,
-                  top_n_answers: int = 5, mode: str = "hybrid", *, threshold: float | None = None) -> list[list[Answer]]:
+                  top_n_answers: int = 5, mode: str = "hybrid", *, threshold: float | None = None,
+                  filters: Mapping | None = None) -> list[list[Answer]]:
         """``ask`` for many questions; all their passages go through the reader in one call."""
-        results = self.run_batch(questions, collection, top_k_passages, top_n_answers, mode, threshold=threshold)
+        results = self.run_batch(questions, collection, top_k_passages, top_n_answers, mode, threshold=threshold,
+                                 filters=filters)
         return [r.as_list() for r in results]
 
     def run(self, question: str, collection: str = "default", top_k_passages: int = 20, top_n_answers: int = 5,
-            mode: str = "hybrid", *, threshold: float | None = None) -> QAResult:
-        return self.run_batch([question], collection, top_k_passages, top_n_answers, mode, threshold=threshold)[0]
+            mode: str = "hybrid", *, threshold: float | None = None, filters: Mapping | None = None) -> QAResult:
+        return self.run_batch([question], collection, top_k_passages, top_n_answers, mode, threshold=threshold,
+                              filters=filters)[0]
 
     def run_batch(self, questions: Sequence[str], collection: str = "default", top_k_passages: int = 20,
-                  top_n_answers: int = 5, mode: str = "hybrid", *, threshold: float | None = None) -> list[QAResult]:
+                  top_n_answers: int = 5, mode: str = "hybrid", *, threshold: float | None = None,
+                  filters: Mapping | None = None) -> list[QAResult]:
         if isinstance(questions, str) or not isinstance(questions, Sequence):
             raise InvalidInput("questions", questions, "must be a list of strings")
         questions = [check_question(q) for q in questions]
         check_options(top_k_passages, top_n_answers, mode, threshold)
         t0 = time.perf_counter()
-        all_hits = [self.retrieve(q, collection, top_k_passages, mode) for q in questions]
+        all_hits = [self.retrieve(q, collection, top_k_passages, mode, filters) for q in questions]
         t1 = time.perf_counter()
         stages_before = dict(getattr(self.reader, "seconds", {}))  # QAReader: tokenize/forward/decode
         spans, n_read = self._read_stages(questions, all_hits, top_n_answers)
@@ -129,9 +138,11 @@ class QAPipeline:
 
     # ------------------------------------------------------------------ the steps
 
-    def retrieve(self, question: str, collection: str, k: int, mode: str = "hybrid") -> list[Hit]:
+    def retrieve(self, question: str, collection: str, k: int, mode: str = "hybrid",
+                 filters: Mapping | None = None) -> list[Hit]:
         question = check_question(question)
-        return list(self.retriever.retrieve(question, k, collection=collection, mode=mode))
+        extra = {} if filters is None else {"filters": filters}  # a retriever without filters still plugs in
+        return list(self.retriever.retrieve(question, k, collection=collection, mode=mode, **extra))
 
     def read(self, questions: Sequence[str], all_hits: Sequence[Sequence[Hit]], top_n_answers: int) -> list[list[Span]]:
         """Spans of every question over its hits (in stages when ``depth`` is set)."""

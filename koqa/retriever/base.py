@@ -6,7 +6,7 @@ An :class:`Embedder` may also carry a ``tokenizer`` attribute (a
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, Sequence, runtime_checkable
+from typing import Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -29,4 +29,7 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class Retriever(Protocol):
-    def retrieve(self, query: str, k: int = 10, *, collection: str = "default", mode: Mode = "hybrid") -> list[Hit]: ...
+    def retrieve(self, query: str, k: int = 10, *, collection: str = "default", mode: Mode = "hybrid",
+                 filters: Mapping | None = None) -> list[Hit]:
+        """The ``k`` best passages; ``filters`` (see :mod:`koqa.retriever.filters`) keeps matching documents only."""
+        ...

@@ -25,6 +25,9 @@ from koqa.retriever.files import atomic_write
 
 KINDS = ("flat", "hnsw", "ivf")
 SERIAL_SEARCH_MAX = 200_000  # vectors; larger indexes are searched with all threads
+# a filter allowing at most this many passages is searched exactly over their stored vectors: an approximate
+# index walked with a selector can miss most of a small allowed set
+EXACT_FILTER_MAX = 20_000
 
 
 class DenseIndex:
@@ -95,15 +98,18 @@ class DenseIndex:
             return np.zeros((0, self.dim), np.float32)
         return self.index.reconstruct_batch(np.asarray(ids, np.int64)).reshape(len(ids), self.dim)
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The ``k`` nearest ids by inner product; only ids in ``allowed`` when it is given."""
+        query = np.asarray(query, np.float32).reshape(1, self.dim)
+        if allowed is not None:
+            allowed = np.intersect1d(np.asarray(allowed, np.int64), self.ids)
+            if len(allowed) <= EXACT_FILTER_MAX:
+                return _exact(allowed, self.vectors(allowed) @ query[0], k)
         if k <= 0 or not len(self):
             return []
-        if self.kind == "hnsw":
-            _downcast(self.index.index).hnsw.efSearch = max(self.ef_search, k)
-        elif self.kind == "ivf":
-            self.index.nprobe = self.nprobe
-        scores, ids = _single_threaded(self.index, np.asarray(query, np.float32).reshape(1, self.dim),
-                                       min(k, len(self)), serial=len(self) <= SERIAL_SEARCH_MAX)
+        params = _search_params(self, k, allowed)
+        scores, ids = _single_threaded(self.index, query, min(k, len(self)), serial=len(self) <= SERIAL_SEARCH_MAX,
+                                       params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def save(self, path: Path) -> None:
@@ -123,7 +129,23 @@ class DenseIndex:
         return out
 
 
-def _single_threaded(index, query: np.ndarray, k: int, serial: bool):
+def _exact(ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    order = np.argsort(-scores, kind="stable")[:max(0, k)]
+    return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+def _search_params(index: DenseIndex, k: int, allowed: np.ndarray | None):
+    import faiss
+
+    sel = None if allowed is None else faiss.IDSelectorBatch(allowed)
+    if index.kind == "hnsw":
+        return faiss.SearchParametersHNSW(sel=sel, efSearch=max(index.ef_search, k))
+    if index.kind == "ivf":
+        return faiss.SearchParametersIVF(sel=sel, nprobe=index.nprobe)
+    return None if sel is None else faiss.SearchParameters(sel=sel)
+
+
+def _single_threaded(index, query: np.ndarray, k: int, serial: bool, params=None):
     """Search one query, without OpenMP threads when the index is small.
 
     One query over a modest index takes well under a millisecond on one core, while
@@ -133,16 +155,10 @@ def _single_threaded(index, query: np.ndarray, k: int, serial: bool):
     import faiss
 
     if not serial:
-        return index.search(query, k)
+        return index.search(query, k, params=params)
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
-        return index.search(query, k)
+        return index.search(query, k, params=params)
     finally:
         faiss.omp_set_num_threads(threads)
-
-
-def _downcast(index):
-    import faiss
-
-    return faiss.downcast_index(index)

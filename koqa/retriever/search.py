@@ -36,15 +36,20 @@ class Ranked:
 
 
 def search_indexes(idx: CollectionIndexes, qvec: np.ndarray | None, terms: Sequence[str], k: int, mode: str,
-                   depth: int = FUSION_DEPTH, weights: Mapping[str, float] | None = None) -> list[Ranked]:
+                   depth: int = FUSION_DEPTH, weights: Mapping[str, float] | None = None,
+                   allowed: np.ndarray | None = None) -> list[Ranked]:
     """Rank passages by ``mode``; ``qvec`` may be None (no dense), ``terms`` empty (no BM25).
 
-    ``weights`` weighs the retrievers in the fusion (default: equal).
+    ``weights`` weighs the retrievers in the fusion (default: equal); ``allowed`` (passage ids)
+    restricts the results to those passages (BM25 statistics stay those of the whole collection).
     """
     depth = max(k, depth) if mode == "hybrid" else k
-    dense = idx.dense.search(qvec, depth) if qvec is not None and mode != "bm25" else []
+    dense = idx.dense.search(qvec, depth, allowed) if qvec is not None and mode != "bm25" else []
     bm25_all = idx.bm25.score_all(terms) if terms and mode != "dense" else None
-    bm25 = top_k(idx.bm25.ids, bm25_all, depth) if bm25_all is not None else []
+    bm25 = []
+    if bm25_all is not None:
+        ranked = bm25_all if allowed is None else np.where(np.isin(idx.bm25.ids, allowed), bm25_all, 0.0)
+        bm25 = top_k(idx.bm25.ids, ranked, depth)
     rankings = {"dense": [i for i, _ in dense], "bm25": [i for i, _ in bm25]}
     if mode == "hybrid":
         fused = reciprocal_rank_fusion(rankings, k=RRF_K, limit=k, weights=weights)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from koqa.errors import InvalidInput, NotFound
 from koqa.ingest.pipeline import Prepared
+from koqa.retriever.filters import matches, unknown_keys
 from koqa.retriever.schema import CollectionRow, DocumentRow, IndexMetaRow, PassageRow
 
 _NAME = re.compile(r"^\w[\w.-]{0,63}$")
@@ -122,3 +123,22 @@ def delete_document(session: Session, collection_id: int, doc_id: str) -> list[i
     session.execute(delete(PassageRow).where(PassageRow.document_id == row.id))
     session.delete(row)
     return list(removed)
+
+
+def filtered_passages(session: Session, coll: CollectionRow, filters) -> np.ndarray:
+    """Ids of the passages of the documents of ``coll`` that match ``filters`` (see :mod:`koqa.retriever.filters`).
+
+    A meta key that no document of the collection has is refused: it is far likelier a typo than a
+    filter meant to match nothing.
+    """
+    docs = session.execute(select(DocumentRow.id, DocumentRow.doc_id, DocumentRow.title, DocumentRow.source,
+                                  DocumentRow.meta).where(DocumentRow.collection_id == coll.id)).all()
+    missing = unknown_keys(filters, (d.meta for d in docs))
+    if missing:
+        raise InvalidInput(f"filters.{missing[0]}", missing[0],
+                           f"no document in collection {coll.name!r} has this metadata key")
+    wanted = [d.id for d in docs if matches(filters, d._mapping)]
+    ids = []
+    for i in range(0, len(wanted), 10_000):  # under every database's bound-parameter limit
+        ids += session.scalars(select(PassageRow.id).where(PassageRow.document_id.in_(wanted[i:i + 10_000])))
+    return np.asarray(ids, np.int64)

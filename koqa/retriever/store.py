@@ -43,6 +43,7 @@ from koqa.retriever import sqlstore as sql
 from koqa.retriever.base import Mode
 from koqa.retriever.cache import IndexCache
 from koqa.retriever.dense import KINDS
+from koqa.retriever.filters import check_filters
 from koqa.retriever.indexes import CollectionIndexes
 from koqa.retriever.schema import CollectionRow, DocumentRow, IndexMetaRow, PassageRow, make_engine
 from koqa.retriever.search import search_indexes
@@ -265,9 +266,10 @@ class DocumentStore:
 
     # retrieval --------------------------------------------------------------------
     def retrieve(self, query: str, k: int = 10, *, collection: str = "default", mode: Mode = "hybrid",
-                 query_vector: np.ndarray | None = None) -> list[Hit]:
+                 filters: Mapping | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
         """The ``k`` best passages for ``query``; ``Hit.scores`` has ``dense``/``bm25``(/``hybrid``).
 
+        ``filters`` keeps only passages of matching documents (:mod:`koqa.retriever.filters`).
         ``query_vector`` (``embedder.embed_queries([query])[0]``, computed in a batch) skips
         embedding the query here; evaluation scripts use it.
         """
@@ -277,8 +279,12 @@ class DocumentStore:
             raise InvalidInput("k", k, "must be an integer from 1 to 1000")
         if mode not in MODES:
             raise InvalidInput("mode", mode, f"must be one of {', '.join(MODES)}")
+        filters = check_filters(filters)
         with self._session() as s:
             coll, meta, idx = self._load_checked(s, collection)
+            allowed = None if filters is None else sql.filtered_passages(s, coll, filters)
+            if allowed is not None and not len(allowed):
+                return []
             qvec = None
             if mode != "bm25" and len(idx.dense):
                 if self.embedder is None:
@@ -287,7 +293,7 @@ class DocumentStore:
                 qvec = self.embedder.embed_queries([query])[0] if query_vector is None else query_vector
             terms = self.analyzer.terms(query) if mode != "dense" else []
             with self._lock:
-                ranked = search_indexes(idx, qvec, terms, k, mode, weights=self.fusion_weights)
+                ranked = search_indexes(idx, qvec, terms, k, mode, weights=self.fusion_weights, allowed=allowed)
             passages = self._passages(s, coll.id, [r.passage_id for r in ranked])
         return [Hit(passages[r.passage_id], r.score, r.scores, r.ranks) for r in ranked if r.passage_id in passages]
 
