@@ -55,7 +55,7 @@ class _Options:
     max_seq_len: int
     doc_stride: int
     max_question_len: int
-    trim_particles: bool | None  # None: as the reader was built
+    trimmer: ParticleTrimmer | None
 
 
 def trimmer_for(config: ReaderConfig):
@@ -166,7 +166,7 @@ class QAReader:
         c = self.config
         return _Options(top_k, max_answer_len or c.max_answer_len, bool(handle_impossible), bool(token_probs),
                         max_seq_len or c.max_seq_len, c.doc_stride if doc_stride is None else doc_stride,
-                        max_question_len or c.max_question_len, trim_particles)
+                        max_question_len or c.max_question_len, self._trimmer(trim_particles))
 
     def _validate(self, questions, contexts) -> tuple[list[str], list[list[str]]]:
         if isinstance(questions, str) or not isinstance(questions, Sequence):
@@ -220,13 +220,12 @@ class QAReader:
         if o.handle_impossible_answer:
             norm_mask[0, 0] = True  # "no answer" (logit 0 in every window after anchoring) counts once
         log_ps, log_pe = joint_log_softmax(start, norm_mask), joint_log_softmax(end, norm_mask)
-        trimmer = self._trimmer(o.trim_particles)
         spans: list[Span] = []
         seen: set[tuple[int, int, int]] = set()
         for r, s, e, score in top_spans(start, end, mask, o.max_answer_len, o.top_k * 4 + len(ws)):
             w, ci = ws[r], ctx_ids[r]
             span = self._make_span(contexts[ci], ci, int(w.offsets[s, 0]), int(w.offsets[e, 1]), score,
-                                   float(np.exp(log_ps[r, s])), float(np.exp(log_pe[r, e])), trimmer)
+                                   float(np.exp(log_ps[r, s])), float(np.exp(log_pe[r, e])), o.trimmer)
             if span is None or (ci, span.start, span.end) in seen:
                 continue
             seen.add((ci, span.start, span.end))
