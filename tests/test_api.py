@@ -92,6 +92,21 @@ def test_ask_filters_documents(server):
         assert r.status_code == status and r.json()["error"]["field"] == field, r.text
 
 
+def test_search_returns_passages_with_offsets_and_scores(server):
+    url, _ = server
+    r = httpx.post(url + "/search", json={"query": "훈민정음 창제", "collection": "history", "k": 3})
+    assert r.status_code == 200, r.text
+    hits = r.json()["hits"]
+    assert [h["rank"] for h in hits] == [1, 2, 3] and {"dense", "bm25", "hybrid"} <= set(hits[0]["scores"])
+    doc = httpx.get(f"{url}/collections/history/documents/{hits[0]['doc_id']}").json()
+    assert doc["text"][hits[0]["start"]:hits[0]["end"]] == hits[0]["text"]
+    only = httpx.post(url + "/search", json={"query": "훈민정음", "collection": "history", "filters": {"title": "서울"}})
+    assert {h["title"] for h in only.json()["hits"]} == {"서울"}
+    for body, field in (({"query": " "}, "query"), ({"query": "왕", "k": 0}, "k"), ({"query": "왕", "mode": "x"}, "mode")):
+        r = httpx.post(url + "/search", json=body)
+        assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
+
+
 def test_hf_reader_endpoint_shapes(server):
     url, _ = server
     one = {"question": Q, "context": "세종대왕은 훈민정음을 창제하였다."}
@@ -215,7 +230,8 @@ def test_oversize_body_is_413(server):
 def test_openapi_docs_are_served(server):
     url, _ = server
     spec = httpx.get(url + "/openapi.json").json()
-    assert {"/ask", "/models/reader", "/health", "/collections", "/collections/{name}/documents"} <= set(spec["paths"])
+    assert {"/ask", "/search", "/models/reader", "/health", "/collections", "/collections/{name}/documents"} \
+        <= set(spec["paths"])
     assert httpx.get(url + "/docs").status_code == 200
 
 

@@ -31,10 +31,10 @@ def error_response(status: int, field: str | None, message: str, headers: dict |
 
 def field_name(loc: Iterable) -> str:
     """pydantic's ``("body", "inputs", "list[ReaderInput]", 0, "context")`` → ``"inputs[0].context"``."""
-    name = ""
+    name, loc = "", list(loc)
+    if loc and loc[0] in ("body", "query", "path", "header"):  # where FastAPI found it (a field may be named "query")
+        loc = loc[1:]
     for part in loc:
-        if part in ("body", "query", "path", "header") and not name:
-            continue
         if isinstance(part, int):
             name += f"[{part}]"
         elif str(part)[:1].isupper() or "[" in str(part):  # union branch tags, not fields

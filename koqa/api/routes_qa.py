@@ -1,4 +1,4 @@
-"""Question answering routes: ``POST /ask``, ``POST /models/reader`` (Hugging Face style), ``GET /health``."""
+"""Question answering routes: ``POST /ask``, ``POST /search``, ``POST /models/reader`` (Hugging Face style), ``GET /health``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends
 
 from koqa.api.app import ServerState, state
 from koqa.api.batcher import ReadOptions
-from koqa.api.schemas import AnswerOut, AskRequest, AskResponse, ErrorBody, PassageOut, ReaderAnswer, ReaderRequest
+from koqa.api.schemas import (AnswerOut, AskRequest, AskResponse, ErrorBody, HitOut, PassageOut, ReaderAnswer,
+                               ReaderRequest, SearchRequest, SearchResponse)
 from koqa.pipeline.depth import merge_stages
 from koqa.pipeline.qa import QAResult, spans_to_read
 from koqa.types import Answer
@@ -52,6 +53,18 @@ async def ask(req: AskRequest, st: ServerState = Depends(state)) -> AskResponse:
     result = pipe.assemble(question, hits, spans, req.top_n_answers, threshold=req.threshold,
                            timings={"retrieve_s": t1 - t0, "read_s": t2 - t1, "passages_read": n_read})
     return _ask_response(result, req)
+
+
+@router.post("/search", response_model=SearchResponse, responses=ERRORS, tags=["qa"])
+async def search(req: SearchRequest, st: ServerState = Depends(state)) -> SearchResponse:
+    """Retrieval only: the ``k`` best passages of ``collection`` with their documents, offsets and scores."""
+    t0 = time.perf_counter()
+    hits = await st.in_store(st.pipeline.retrieve, req.query.strip(), req.collection, req.k, req.mode, req.filters)
+    out = [HitOut(rank=r, passage_id=h.passage.id, doc_id=h.passage.doc_id, title=h.passage.title,
+                  source=h.passage.source, start=h.passage.start, end=h.passage.end, text=h.passage.text,
+                  score=h.score, scores=dict(h.scores), ranks=dict(h.ranks)) for r, h in enumerate(hits, 1)]
+    return SearchResponse(query=req.query, collection=req.collection, hits=out,
+                          timings={"retrieve_s": time.perf_counter() - t0})
 
 
 def _ask_response(result: QAResult, req: AskRequest) -> AskResponse:

@@ -40,6 +40,37 @@ class AskRequest(_Strict):
     check_blank = field_validator("question", "collection")(_not_blank)
 
 
+class SearchRequest(_Strict):
+    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["훈민정음 창제"])
+    collection: str = Field("default", min_length=1, max_length=200)
+    k: int = Field(10, ge=1, le=1000, description="passages returned")
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    filters: dict[str, Any] | None = Field(None, description="as in /ask")
+
+    check_blank = field_validator("query", "collection")(_not_blank)
+
+
+class HitOut(BaseModel):
+    rank: int
+    passage_id: str
+    doc_id: str
+    title: str
+    source: str
+    start: int = Field(description="offset of the passage in its document")
+    end: int
+    text: str
+    score: float = Field(description="the score ranked by (fused RRF score in hybrid mode)")
+    scores: dict[str, float] = Field(description="each retriever's own score")
+    ranks: dict[str, int] = Field(description="each retriever's 1-based rank")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    collection: str
+    hits: list[HitOut]
+    timings: dict[str, float]
+
+
 class PassageOut(BaseModel):
     id: str
     text: str
