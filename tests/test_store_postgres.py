@@ -67,13 +67,14 @@ def postgres_url():
 @pytest.mark.slow
 def test_store_on_postgres(postgres_url, tmp_path):
     docs = [Document(id="a", title="세종", text="세종대왕은 훈민정음을 창제하였다. 집현전 학자들이 도왔다."),
-            Document(id="b", title="이순신", text="이순신은 임진왜란 때 거북선을 이끌었다.")]
+            Document(id="b", title="이순신", text="이순신은 임진왜란 때 거북선을 이끌었다.", meta={"tags": ["해군", "조선"]})]
     chunker = Chunker(RegexTokenizer(), max_tokens=16)
     store = DocumentStore.open(postgres_url, tmp_path / "idx", FakeEmbedder(), chunker)
     try:
         assert store.ingest("default", docs).counts["added"] == 2
         assert store.ingest("default", docs).counts["skipped"] == 2
         assert store.retrieve("거북선", k=1)[0].passage.doc_id == "b"
+        assert [h.passage.doc_id for h in store.retrieve("세종대왕 훈민정음", k=5, filters={"tags": "해군"})] == ["b"]
         store.delete_document("default", "a")
         assert store.doctor(repair=False).findings == []
     finally:
