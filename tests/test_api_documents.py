@@ -35,6 +35,10 @@ def test_json_records_round_trip(url):
     assert "hr" in collections(url)
     listed = httpx.get(url + "/collections/hr/documents").json()
     assert {d["id"] for d in listed} == set(body["documents"]) and all(d["text"] is None for d in listed)
+    pages = [httpx.get(url + "/collections/hr/documents", params={"limit": 1, "offset": i}).json() for i in (0, 1, 2)]
+    assert [d["id"] for page in pages for d in page] == [d["id"] for d in listed] and pages[2] == []
+    bad = httpx.get(url + "/collections/hr/documents", params={"limit": 0})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "limit"
     doc = httpx.get(url + "/collections/hr/documents/policy").json()
     assert doc["title"] == "근무 규정" and doc["text"].startswith("직원은")
     ask = httpx.post(url + "/ask", json={"question": "재택근무는 주 몇 회까지?", "collection": "hr"}).json()

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -72,8 +72,10 @@ async def add_documents(name: str, request: Request, st: ServerState = Depends(s
 
 
 @router.get("/collections/{name}/documents", response_model=list[DocumentOut], responses=ERRORS)
-async def list_documents(name: str, st: ServerState = Depends(state)) -> list[DocumentOut]:
-    docs = await st.in_store(st.store.list_documents, name)
+async def list_documents(name: str, limit: int = Query(1000, ge=1, le=10_000), offset: int = Query(0, ge=0),
+                         st: ServerState = Depends(state)) -> list[DocumentOut]:
+    """The documents of a collection ordered by id, ``limit`` of them from ``offset`` (page with both)."""
+    docs = await st.in_store(st.store.list_documents, name, limit=limit, offset=offset)
     return [DocumentOut(id=d.id, title=d.title, source=d.source, meta=dict(d.meta)) for d in docs]
 
 

@@ -208,8 +208,10 @@ class DocumentStore:
         return coll, meta, self._fresh_indexes(s, coll, meta)
 
     # documents and passages -------------------------------------------------------
-    def list_documents(self, collection: str, *, with_text: bool = False) -> list[Document]:
-        """Documents ordered by id; ``text`` is ``""`` unless ``with_text`` (it can be large).
+    def list_documents(self, collection: str, *, with_text: bool = False, limit: int | None = None,
+                       offset: int = 0) -> list[Document]:
+        """Documents ordered by id (``limit`` of them from ``offset``, or all); ``text`` is ``""`` unless
+        ``with_text`` (it can be large).
 
         ``meta`` holds the document's own metadata plus ``passages``, ``chars`` and ``updated_at``.
         """
@@ -218,7 +220,8 @@ class DocumentStore:
             cols = [DocumentRow.doc_id, DocumentRow.title, DocumentRow.source, DocumentRow.meta,
                     DocumentRow.n_passages, DocumentRow.n_chars, DocumentRow.updated_at]
             rows = s.execute(select(*cols, *([DocumentRow.text] if with_text else []))
-                             .where(DocumentRow.collection_id == coll.id).order_by(DocumentRow.doc_id))
+                             .where(DocumentRow.collection_id == coll.id).order_by(DocumentRow.doc_id)
+                             .offset(offset).limit(limit))
             return [Document(id=r.doc_id, text=r.text if with_text else "", title=r.title, source=r.source,
                              meta={**(r.meta or {}), "passages": r.n_passages, "chars": r.n_chars,
                                    "updated_at": r.updated_at.isoformat() if r.updated_at else None})
