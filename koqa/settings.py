@@ -27,6 +27,7 @@ class Settings:
     embedder: str = DEFAULT_EMBEDDER
     api_key: str | None = None
     reader_backend: str = "torch"  # one of READER_BACKENDS (ONNX: exported once into the model cache)
+    cors_origins: tuple[str, ...] = ()  # web origins allowed to call the HTTP API from a browser ("*": any)
 
     @property
     def model_cache(self) -> Path:
@@ -48,6 +49,7 @@ class Settings:
             embedder=env.get("KOQA_EMBEDDER") or DEFAULT_EMBEDDER,
             api_key=env.get("KOQA_API_KEY") or None,
             reader_backend=_choice(env, "KOQA_READER_BACKEND", READER_BACKENDS),
+            cors_origins=tuple(o.strip().rstrip("/") for o in (env.get("KOQA_CORS_ORIGINS") or "").split(",") if o.strip()),
         )
 
 

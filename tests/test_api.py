@@ -178,6 +178,25 @@ def test_api_key_protects_everything_but_health_and_the_page(make_app):
         assert httpx.post(url + "/models/reader", json={"inputs": {"question": "a", "context": "b"}}).status_code == 401
 
 
+def test_cors_lets_a_configured_web_origin_call_the_api(tmp_path, store):
+    settings = Settings.from_env({"KOQA_HOME": str(tmp_path), "KOQA_CORS_ORIGINS": "https://chat.example/, http://x.test",
+                                  "KOQA_API_KEY": "s3cret"})
+    assert settings.cors_origins == ("https://chat.example", "http://x.test")
+    app = create_app(settings, reader=FakeReader({Q: "세종대왕"}), store=store,
+                     config=ServerConfig(calibration=handset_calibration()))
+    with serve_in_thread(app) as url:
+        preflight = httpx.options(url + "/ask", headers={"Origin": "https://chat.example",
+                                                         "Access-Control-Request-Method": "POST",
+                                                         "Access-Control-Request-Headers": "content-type,x-api-key"})
+        assert preflight.status_code == 200  # no key needed for the browser's preflight
+        assert preflight.headers["access-control-allow-origin"] == "https://chat.example"
+        r = httpx.post(url + "/ask", json={"question": Q, "collection": "history"},
+                       headers={"Origin": "https://chat.example", "X-API-Key": "s3cret"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://chat.example"
+        other = httpx.options(url + "/ask", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in other.headers
+
+
 @pytest.mark.parametrize("body, status, field", [
     ('{"question": "세종', 400, "body"),
     ("[]", 422, "body"),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -104,6 +105,9 @@ def create_app(settings: Settings, *, reader=None, store=None, config: ServerCon
     app.add_middleware(ApiKeyGuard, api_key=config.api_key or settings.api_key,
                        public=("/health", "/", "/docs", "/openapi.json", "/redoc", "/favicon.ico"),
                        public_prefixes=("/static/", "/docs/"))
+    if settings.cors_origins:  # outside the key check: a browser's preflight carries no key
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["content-type", "x-api-key"], expose_headers=["retry-after"], max_age=600)
     return app
 
 
