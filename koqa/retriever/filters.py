@@ -21,7 +21,7 @@ from koqa.errors import InvalidInput
 
 Filters = Mapping[str, frozenset]
 DOCUMENT_FIELDS = ("doc_id", "title", "source")
-MAX_VALUES = 1000
+MAX_VALUES = 10_000  # e.g. the ids of the documents one user may read
 _SCALARS = (str, int, float, bool)
 
 
