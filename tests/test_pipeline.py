@@ -55,6 +55,16 @@ def test_answer_offsets_point_into_the_original_document(hits):
     assert best.context.startswith("**세종대왕**은 1443년")
 
 
+def test_filters_reach_the_retriever_and_one_without_them_says_so(hits):
+    qa = QA(ListRetriever(hits), FakeReader({Q: "세종대왕"}))  # ListRetriever.retrieve takes no filters
+    assert qa.ask(Q, collection="history", filters={})[0].text == "세종대왕"
+    with pytest.raises(InvalidInput) as exc:
+        qa.ask(Q, collection="history", filters={"doc_id": "d1"})
+    assert exc.value.field == "filters" and "ListRetriever" in str(exc.value)
+    memory = QA(MemoryRetriever({"c": [("d1", "훈민정음", DOC), ("d2", "서울", "서울은 수도이다.")]}), FakeReader({Q: "세종대왕"}))
+    assert {a.doc_id for a in memory.ask(Q, collection="c", filters={"doc_id": "d2"})} <= {"d2", ""}
+
+
 def test_duplicates_merge_keeping_every_source(hits):
     qa = QA(ListRetriever(hits), FakeReader({Q: "세종대왕"}))
     answers = qa.ask(Q, collection="history")

@@ -119,6 +119,9 @@ def test_filters_are_checked_and_matched():
     assert matches(f, doc) and not matches(f, {**doc, "source": "c.pdf"}) and not matches(f, {**doc, "meta": {}})
     assert check_filters(None) is None and check_filters({}) is None
     assert unknown_keys(f, [{"year": 1}, {"tags": []}]) == [] and unknown_keys(f, [{"year": 1}]) == ["tags"]
+    assert unknown_keys(f, []) == []  # an empty collection: nothing to call a typo yet
+    flags = check_filters({"flag": True, "n": 1})
+    assert matches(flags, {"meta": {"flag": True, "n": 1.0}}) and not matches(flags, {"meta": {"flag": 1, "n": True}})
     for bad, field in (("source=a", "filters"), ({"": "a"}, "filters"), ({"k": []}, "filters.k"),
                        ({"k": {"$gt": 1}}, "filters.k"), ({"k": [None]}, "filters.k")):
         with pytest.raises(InvalidInput) as exc:

@@ -72,9 +72,9 @@ async def add_documents(name: str, request: Request, st: ServerState = Depends(s
 
 
 @router.get("/collections/{name}/documents", response_model=list[DocumentOut], responses=ERRORS)
-async def list_documents(name: str, limit: int = Query(1000, ge=1, le=10_000), offset: int = Query(0, ge=0),
-                         st: ServerState = Depends(state)) -> list[DocumentOut]:
-    """The documents of a collection ordered by id, ``limit`` of them from ``offset`` (page with both)."""
+async def list_documents(name: str, limit: int | None = Query(None, ge=1, le=1_000_000),
+                         offset: int = Query(0, ge=0, le=2**31), st: ServerState = Depends(state)) -> list[DocumentOut]:
+    """The documents of a collection ordered by id: all, or ``limit`` of them from ``offset`` (a page)."""
     docs = await st.in_store(st.store.list_documents, name, limit=limit, offset=offset)
     return [DocumentOut(id=d.id, title=d.title, source=d.source, meta=dict(d.meta)) for d in docs]
 

@@ -17,6 +17,7 @@ low-confidence candidates follow it. :meth:`QAPipeline.run` returns the same as 
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -141,8 +142,11 @@ class QAPipeline:
     def retrieve(self, question: str, collection: str, k: int, mode: str = "hybrid",
                  filters: Mapping | None = None) -> list[Hit]:
         question = check_question(question)
-        extra = {} if filters is None else {"filters": filters}  # a retriever without filters still plugs in
-        return list(self.retriever.retrieve(question, k, collection=collection, mode=mode, **extra))
+        if not filters:  # a retriever without filters still plugs in
+            return list(self.retriever.retrieve(question, k, collection=collection, mode=mode))
+        if "filters" not in inspect.signature(self.retriever.retrieve).parameters:
+            raise InvalidInput("filters", filters, f"{type(self.retriever).__name__} does not support filters")
+        return list(self.retriever.retrieve(question, k, collection=collection, mode=mode, filters=filters))
 
     def read(self, questions: Sequence[str], all_hits: Sequence[Sequence[Hit]], top_n_answers: int) -> list[list[Span]]:
         """Spans of every question over its hits (in stages when ``depth`` is set)."""

@@ -12,6 +12,7 @@ question; spans are then decoded per question across all its windows and context
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
@@ -81,6 +82,7 @@ class QAReader:
         self.tokenizer, self.runner, self.config, self.name = tokenizer, runner, config, name
         self.trimmer = trimmer
         self._called_trimmer = None  # loaded only when a call asks a trimmer-less reader to trim
+        self._trimmer_lock = threading.Lock()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.forward_batches = 0  # how many model batches ran; lets callers observe batching
         # cumulative wall seconds per stage, so callers can report where reading time goes
@@ -245,9 +247,12 @@ class QAReader:
             return self.trimmer
         if not wanted:
             return None
-        if self.trimmer is None and self._called_trimmer is None:  # a reader built without one: load it once
-            self._called_trimmer = ParticleTrimmer.load()
-        return self.trimmer or self._called_trimmer
+        if self.trimmer is not None:
+            return self.trimmer
+        with self._trimmer_lock:  # a reader built without one: load it once, even under concurrent calls
+            if self._called_trimmer is None:
+                self._called_trimmer = ParticleTrimmer.load()
+        return self._called_trimmer
 
     @staticmethod
     def _make_span(context: str, ci: int, cs: int, ce: int, score: float, ps: float, pe: float, trimmer) -> Span | None:

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from koqa.errors import InvalidInput
 
-Filters = Mapping[str, frozenset]
+Filters = Mapping[str, frozenset]  # key → accepted values, as made by check_filters
 DOCUMENT_FIELDS = ("doc_id", "title", "source")
 MAX_VALUES = 10_000  # e.g. the ids of the documents one user may read
 _SCALARS = (str, int, float, bool)
@@ -39,7 +39,7 @@ def check_filters(filters: object) -> dict[str, frozenset] | None:
         if not values or len(values) > MAX_VALUES or not all(isinstance(v, _SCALARS) for v in values):
             raise InvalidInput(f"filters.{key}", value,
                                f"must be a string, number or boolean, or a list of 1 to {MAX_VALUES} of them")
-        out[key] = frozenset(values)
+        out[key] = frozenset(_typed(v) for v in values)
     return out or None
 
 
@@ -49,16 +49,23 @@ def matches(filters: Filters, document: Mapping[str, Any]) -> bool:
     for key, wanted in filters.items():
         value = document.get(key) if key in DOCUMENT_FIELDS else meta.get(key)
         items = value if isinstance(value, list) else [value]
-        if not any(isinstance(v, _SCALARS) and v in wanted for v in items):
+        if not any(isinstance(v, _SCALARS) and _typed(v) in wanted for v in items):
             return False
     return True
 
 
 def unknown_keys(filters: Filters, metas) -> list[str]:
-    """The meta keys of ``filters`` that no document's ``meta`` in ``metas`` has (likely typos)."""
-    wanted = {k for k in filters if k not in DOCUMENT_FIELDS}
+    """The meta keys of ``filters`` that no document's ``meta`` in ``metas`` has (likely typos);
+    none when there are no documents yet."""
+    wanted, seen = {k for k in filters if k not in DOCUMENT_FIELDS}, False
     for meta in metas:
+        seen = True
         wanted -= set(meta or ())
         if not wanted:
             break
-    return sorted(wanted)
+    return sorted(wanted) if seen else []
+
+
+def _typed(value):
+    """A set key under which True is not 1 (Python's ``True == 1``) while 1 still equals 1.0."""
+    return (isinstance(value, bool), value)
