@@ -35,7 +35,8 @@ def ask(
 
     check_question(question)  # bad input fails before minutes of model loading, not after
     check_options(top_k, top_n, mode, threshold)
-    filters = check_filters(parse_filters(filter_))
+    filters = parse_filters(filter_)
+    check_filters(filters)
     pipeline = QAPipeline.from_settings(Settings.from_env(), depth=_depth(read_first, stop_confidence),
                                         calibration=_calibration(calibration))
     result = pipeline.run(question, collection, top_k, top_n, mode, threshold=threshold, filters=filters)
