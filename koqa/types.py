@@ -55,6 +55,13 @@ class Hit:
     scores: Mapping[str, float] = field(default_factory=dict)
     ranks: Mapping[str, int] = field(default_factory=dict)
 
+    def record(self, rank: int) -> dict:
+        """The flat JSON form of a search result (``koqa search --json``, ``POST /search``)."""
+        p = self.passage
+        return {"rank": rank, "passage_id": p.id, "doc_id": p.doc_id, "title": p.title, "source": p.source,
+                "start": p.start, "end": p.end, "score": self.score, "scores": dict(self.scores),
+                "ranks": dict(self.ranks), "text": p.text}
+
 
 @dataclass(frozen=True)
 class Answer:

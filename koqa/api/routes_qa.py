@@ -60,11 +60,9 @@ async def search(req: SearchRequest, st: ServerState = Depends(state)) -> Search
     """Retrieval only: the ``k`` best passages of ``collection`` with their documents, offsets and scores."""
     t0 = time.perf_counter()
     hits = await st.in_store(st.pipeline.retrieve, req.query.strip(), req.collection, req.k, req.mode, req.filters)
-    out = [HitOut(rank=r, passage_id=h.passage.id, doc_id=h.passage.doc_id, title=h.passage.title,
-                  source=h.passage.source, start=h.passage.start, end=h.passage.end, text=h.passage.text,
-                  score=h.score, scores=dict(h.scores), ranks=dict(h.ranks)) for r, h in enumerate(hits, 1)]
-    return SearchResponse(query=req.query, collection=req.collection, hits=out,
-                          timings={"retrieve_s": time.perf_counter() - t0})
+    timings = {"retrieve_s": time.perf_counter() - t0}
+    return SearchResponse(query=req.query, collection=req.collection,
+                          hits=[HitOut(**h.record(r)) for r, h in enumerate(hits, 1)], timings=timings)
 
 
 def _ask_response(result: QAResult, req: AskRequest) -> AskResponse:

@@ -122,11 +122,7 @@ def search(
     finally:
         store.close()
     if as_json:
-        typer.echo(json.dumps([{"rank": r, "passage_id": h.passage.id, "doc_id": h.passage.doc_id,
-                                "title": h.passage.title, "source": h.passage.source, "start": h.passage.start,
-                                "end": h.passage.end, "score": h.score, "scores": dict(h.scores),
-                                "ranks": dict(h.ranks), "text": h.passage.text} for r, h in enumerate(hits, 1)],
-                              ensure_ascii=False, indent=2))
+        typer.echo(json.dumps([h.record(r) for r, h in enumerate(hits, 1)], ensure_ascii=False, indent=2))
         return
     if not hits:
         typer.echo(f"no passages found in collection {collection!r}")

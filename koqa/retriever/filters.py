@@ -15,7 +15,7 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from koqa.errors import InvalidInput
 
@@ -54,16 +54,17 @@ def matches(filters: Filters, document: Mapping[str, Any]) -> bool:
     return True
 
 
-def unknown_keys(filters: Filters, metas) -> list[str]:
+def unknown_keys(filters: Filters, metas: Sequence[Mapping | None]) -> list[str]:
     """The meta keys of ``filters`` that no document's ``meta`` in ``metas`` has (likely typos);
     none when there are no documents yet."""
-    wanted, seen = {k for k in filters if k not in DOCUMENT_FIELDS}, False
+    if not metas:
+        return []
+    wanted = {k for k in filters if k not in DOCUMENT_FIELDS}
     for meta in metas:
-        seen = True
         wanted -= set(meta or ())
         if not wanted:
             break
-    return sorted(wanted) if seen else []
+    return sorted(wanted)
 
 
 def _typed(value):

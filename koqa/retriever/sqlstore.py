@@ -133,7 +133,7 @@ def filtered_passages(session: Session, coll: CollectionRow, filters) -> np.ndar
     """
     docs = session.execute(select(DocumentRow.id, DocumentRow.doc_id, DocumentRow.title, DocumentRow.source,
                                   DocumentRow.meta).where(DocumentRow.collection_id == coll.id)).all()
-    missing = unknown_keys(filters, (d.meta for d in docs))
+    missing = unknown_keys(filters, [d.meta for d in docs])
     if missing:
         raise InvalidInput(f"filters.{missing[0]}", missing[0],
                            f"no document in collection {coll.name!r} has this metadata key")
