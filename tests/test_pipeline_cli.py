@@ -65,9 +65,14 @@ def test_bad_input_is_one_line_and_exit_2(env, args, message):
     assert out.exit_code == 2 and message in out.output and "Traceback" not in out.output
 
 
-def test_a_bad_question_is_refused_before_any_model_loads(env):
-    out = CliRunner().invoke(app, ["ask", " ", "-c", "demo"], env={**env, "KOQA_READER": "/no/such/reader"})
-    assert out.exit_code == 2 and "question" in out.output and "/no/such/reader" not in out.output
+@pytest.mark.parametrize("args, message", [
+    ([" ", "-c", "demo"], "question"),
+    ([Q, "-c", "nope"], "collection not found"),
+    ([Q, "-c", "demo", "--filter", "dept=법무"], "filters.dept"),
+])
+def test_bad_input_is_refused_before_any_model_loads(env, args, message):
+    out = CliRunner().invoke(app, ["ask", *args], env={**env, "KOQA_READER": "/no/such/reader"})
+    assert out.exit_code == 2 and message in out.output and "/no/such/reader" not in out.output
 
 
 def test_a_bad_setting_is_named(env):

@@ -126,6 +126,7 @@ def train(
     distill_temperature: float = typer.Option(2.0),
     distill_hidden: float = typer.Option(0.0, help="Weight of matching the teacher's hidden states layer by layer."),
     augment: float = typer.Option(0.0, help="Fraction of context tokens outside the answer replaced at random each step."),
+    precision: str = typer.Option("auto", help="auto (bf16 on CUDA and on CPUs with native bf16), fp32 or bf16."),
 ) -> None:
     """Fine-tune for span extraction on SQuAD-layout data (resumes from OUT/checkpoint)."""
     from koqa.reader.training import TrainConfig, train as run
@@ -135,6 +136,6 @@ def train(
                       freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, max_steps=max_steps,
                       checkpoint_every=checkpoint_every, distractors=distractors, teacher=teacher,
                       distill_weight=distill_weight, distill_temperature=distill_temperature,
-                      distill_hidden=distill_hidden, augment=augment)
+                      distill_hidden=distill_hidden, augment=augment, precision=precision)
     summary = run(cfg, log=lambda m: typer.echo(m, err=True))
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "config"}, ensure_ascii=False))

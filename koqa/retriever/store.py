@@ -300,6 +300,17 @@ class DocumentStore:
             passages = self._passages(s, coll.id, [r.passage_id for r in ranked])
         return [Hit(passages[r.passage_id], r.score, r.scores, r.ranks) for r in ranked if r.passage_id in passages]
 
+    def check_query(self, collection: str, filters: Mapping | None = None) -> None:
+        """Raise now the error ``retrieve`` would raise for ``collection`` or ``filters`` (no index is loaded).
+
+        The CLI calls it before loading models, so a typo fails in a second instead of after them.
+        """
+        filters = check_filters(filters)
+        with self._session() as s:
+            coll = sql.get_collection(s, collection)
+            if filters is not None:
+                sql.filtered_passages(s, coll, filters)
+
     # maintenance ------------------------------------------------------------------
     def doctor(self, *, repair: bool = True, collection: str | None = None):
         """Check (and repair) SQL/index consistency; see :mod:`koqa.retriever.doctor`."""
