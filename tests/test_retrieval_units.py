@@ -108,6 +108,9 @@ def test_dense_search_only_within_allowed_ids(kind, exact_max, monkeypatch):
     got = idx.search(x[0], 10, allowed)
     assert [i for i, _ in got] == [i for i, _ in want] and np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
     assert idx.search(x[0], 1, allowed) == got[:1] and idx.search(x[0], 5, np.array([], np.int64)) == []
+    idx.remove([50])  # the ids kept for filtering follow every change of the index
+    idx.add([4000], x[:1])
+    assert [i for i, _ in idx.search(x[0], 10, allowed)] == [4000, *(i for i, _ in want if i != 50)]
 
 
 def test_filters_are_checked_and_matched():

@@ -37,6 +37,7 @@ class DenseIndex:
         self.dim, self.kind = dim, kind
         self.hnsw_m, self.ef_search, self.nprobe = hnsw_m, ef_search, nprobe
         self.index = self._empty(0)
+        self._sorted_ids: np.ndarray | None = None  # cache for filtered search; every mutation resets it
 
     def _empty(self, n_train: int):
         import faiss
@@ -72,6 +73,7 @@ class DenseIndex:
             raise ValueError(f"{len(ids)} ids but {len(vectors)} vectors")
         if not len(ids):
             return
+        self._sorted_ids = None
         if self.kind == "ivf" and len(self) == 0:  # (re)train the coarse quantiser on this batch
             self.index = self._empty(len(vectors))
             self.index.train(vectors)
@@ -81,6 +83,7 @@ class DenseIndex:
         drop = np.fromiter(ids, np.int64)
         if not len(drop) or not len(self):
             return
+        self._sorted_ids = None
         if self.kind in ("flat", "ivf"):
             self.index.remove_ids(drop)
             return
@@ -98,11 +101,22 @@ class DenseIndex:
             return np.zeros((0, self.dim), np.float32)
         return self.index.reconstruct_batch(np.asarray(ids, np.int64)).reshape(len(ids), self.dim)
 
+    def present(self, ids: np.ndarray) -> np.ndarray:
+        """The sorted unique ``ids`` that are in the index (a passage row can precede its vector).
+
+        Costs O(len(ids) log n) after the first call: the index's sorted ids are kept until it changes.
+        """
+        if self._sorted_ids is None:
+            self._sorted_ids = np.sort(self.ids)
+        ids, have = np.unique(np.asarray(ids, np.int64)), self._sorted_ids
+        pos = np.minimum(np.searchsorted(have, ids), max(len(have) - 1, 0))
+        return ids[have[pos] == ids] if len(have) else ids[:0]
+
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The ``k`` nearest ids by inner product; only ids in ``allowed`` when it is given."""
         query = np.asarray(query, np.float32).reshape(1, self.dim)
         if allowed is not None:
-            allowed = np.intersect1d(np.asarray(allowed, np.int64), self.ids)
+            allowed = self.present(allowed)
             if len(allowed) <= EXACT_FILTER_MAX:
                 return _exact(allowed, self.vectors(allowed) @ query[0], k)
         if k <= 0 or not len(self):
