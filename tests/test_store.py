@@ -79,6 +79,19 @@ def test_filters_keep_only_matching_documents(make_store):
     assert exc.value.field == "filters.eras"
 
 
+def test_a_cached_filter_follows_every_change_of_the_collection(make_store):
+    store, other = make_store(), make_store()  # other: another process writing the same database
+    store.ingest("default", [Document(id="yi", title="이순신", text=DOCS[1].text, meta={"era": "조선"})])
+    era = {"era": "조선"}
+    assert {h.passage.doc_id for h in store.retrieve("조선", k=10, filters=era)} == {"yi"}
+    other.ingest("default", [Document(id="sejong", title="세종", text=DOCS[0].text, meta={"era": "조선"})])
+    assert {h.passage.doc_id for h in store.retrieve("조선", k=10, filters=era)} == {"yi", "sejong"}
+    other.ingest("default", [Document(id="yi", title="이순신", text=DOCS[1].text + " 다시", meta={"era": "고려"})])
+    assert {h.passage.doc_id for h in store.retrieve("조선", k=10, filters=era)} == {"sejong"}
+    other.delete_document("default", "sejong")
+    assert store.retrieve("조선", k=10, filters=era) == []
+
+
 def test_unchanged_skipped_changed_replaced_deleted(make_store):
     emb = FakeEmbedder()
     store = make_store(emb)

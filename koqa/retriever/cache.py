@@ -3,6 +3,7 @@
 Indexes are loaded from their files on first use and reconciled with SQL whenever the
 collection's ``generation`` in SQL differs from the one they reflect (another process, or
 a crash, changed SQL). One re-entrant lock guards every index access of the store.
+:class:`FilterCache` keeps the passage ids of recent filters under the same generation rule.
 
 >>> import tempfile, pathlib
 >>> cache = IndexCache(pathlib.Path(tempfile.mkdtemp()))
@@ -14,11 +15,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
+
+import numpy as np
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from koqa.retriever import sqlstore as sql
+from koqa.retriever.filters import Filters
 from koqa.retriever.indexes import CollectionIndexes
 from koqa.retriever.schema import CollectionRow, IndexMetaRow
 
@@ -76,3 +82,31 @@ class IndexCache:
             idx = self._indexes.get(collection_id)
             if idx is not None:
                 idx.save()
+
+
+class FilterCache:
+    """The allowed passage ids of the last ``size`` filters, per collection generation.
+
+    Matching a filter reads every document row of the collection; a chatbot that always
+    filters by, say, department would pay that on every question. Every committed change
+    bumps the collection's generation, so an entry can never outlive the rows it was read from.
+    """
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def passages(self, s: Session, coll: CollectionRow, filters: Filters) -> np.ndarray:
+        key = (coll.id, coll.generation, frozenset(filters.items()))
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        ids = sql.filtered_passages(s, coll, filters)  # outside the lock: a slow scan must not block hits
+        ids.setflags(write=False)  # shared by every query with these filters
+        with self._lock:
+            self._items[key] = ids
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return ids

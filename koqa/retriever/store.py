@@ -41,7 +41,7 @@ from koqa.ingest.morph import KiwiAnalyzer
 from koqa.ingest.pipeline import IngestReport, Pipeline, Progress
 from koqa.retriever import sqlstore as sql
 from koqa.retriever.base import Mode
-from koqa.retriever.cache import IndexCache
+from koqa.retriever.cache import FilterCache, IndexCache
 from koqa.retriever.dense import KINDS
 from koqa.retriever.filters import check_filters
 from koqa.retriever.indexes import CollectionIndexes
@@ -66,6 +66,7 @@ class DocumentStore:
         self._chunker = chunker
         self._analyzer = chunker.analyzer if chunker else None
         self._cache = IndexCache(self.index_dir)
+        self._filters = FilterCache()
         self._lock = self._cache.lock  # guards every index access
 
     @classmethod
@@ -285,7 +286,7 @@ class DocumentStore:
         filters = check_filters(filters)
         with self._session() as s:
             coll, meta, idx = self._load_checked(s, collection)
-            allowed = None if filters is None else sql.filtered_passages(s, coll, filters)
+            allowed = None if filters is None else self._filters.passages(s, coll, filters)
             if allowed is not None and not len(allowed):
                 return []
             qvec = None
