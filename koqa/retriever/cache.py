@@ -19,7 +19,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

@@ -109,8 +109,10 @@ class DenseIndex:
         if self._sorted_ids is None:
             self._sorted_ids = np.sort(self.ids)
         ids, have = np.unique(np.asarray(ids, np.int64)), self._sorted_ids
-        pos = np.minimum(np.searchsorted(have, ids), max(len(have) - 1, 0))
-        return ids[have[pos] == ids] if len(have) else ids[:0]
+        if not len(have):
+            return ids[:0]
+        pos = np.searchsorted(have, ids).clip(max=len(have) - 1)
+        return ids[have[pos] == ids]
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The ``k`` nearest ids by inner product; only ids in ``allowed`` when it is given."""
