@@ -178,7 +178,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reader", default=None, help="reader name or folder (default: KOQA_READER / koqa:reader-small)")
     ap.add_argument("--embedder", default=None, help="embedder name (default: KOQA_EMBEDDER / koqa:e5-small-ko)")
-    ap.add_argument("--backend", default="torch", help="reader backend: torch | onnx | onnx-int8")
+    ap.add_argument("--backend", default="torch", help="reader backend: torch | torch-bf16 | onnx | onnx-int8")
     ap.add_argument("--korquad", type=Path, default=SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz")
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of N eval-split questions")
     ap.add_argument("--seed", type=int, default=0)

@@ -16,7 +16,7 @@ from typing import Mapping
 
 DEFAULT_READER = "koqa:reader-small"
 DEFAULT_EMBEDDER = "koqa:e5-small-ko"
-READER_BACKENDS = ("torch", "onnx", "onnx-int8")
+READER_BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 @dataclass(frozen=True)

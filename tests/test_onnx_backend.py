@@ -1,4 +1,4 @@
-"""The ONNX Runtime reader backend with the tiny random ELECTRA (fast: small exports)."""
+"""The ONNX Runtime and torch-bf16 reader backends with the tiny random ELECTRA (fast: small exports)."""
 
 import shutil
 
@@ -75,3 +75,12 @@ def test_a_folder_without_a_model_is_a_typed_error(tmp_path, settings):
         OnnxRunner.load(tmp_path, settings=settings)
     with pytest.raises(ModelUnavailable, match="cannot load ONNX model"):
         OnnxRunner.load(tmp_path / "broken.onnx", settings=settings)
+
+
+def test_torch_bf16_backend_loads_bf16_weights_and_answers(tiny_model_dir, settings):
+    from koqa.reader import QAReader
+
+    bf16 = QAReader.from_pretrained(str(tiny_model_dir), backend="torch-bf16", settings=settings)
+    assert str(next(bf16.runner.model.parameters()).dtype) == "torch.bfloat16"
+    spans = bf16.read(QUESTIONS[0], CTX, top_k=2)
+    assert spans and all(CTX[sp.start : sp.end] == sp.text for sp in spans)
