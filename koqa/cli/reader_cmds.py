@@ -12,7 +12,7 @@ import typer
 from koqa.cli.app import app, handles_errors
 from koqa.errors import InvalidInput
 from koqa.reader.spans import MAX_ANSWER_LEN
-from koqa.settings import Settings
+from koqa.settings import READER_BACKENDS, Settings
 
 
 def _reader(name: str | None, backend: str, **config):
@@ -52,7 +52,7 @@ def read(
     context: Optional[List[str]] = typer.Option(None, "--context", "-c", help="A context (repeatable)."),
     pairs: Optional[Path] = typer.Option(None, help='JSON lines of {"question", "context"}.'),
     reader: Optional[str] = typer.Option(None, help="Reader: built-in name, folder or hub name."),
-    backend: str = typer.Option("torch", help="torch | torch-bf16 | onnx | onnx-int8"),
+    backend: str = typer.Option("torch", help=" | ".join(READER_BACKENDS)),
     top_k: int = typer.Option(1, "--top-k", "-k"),
     max_answer_len: int = typer.Option(MAX_ANSWER_LEN, help="Longest answer, in tokens."),
     token_probs: bool = typer.Option(False, help="Include per-token start/end probabilities."),
