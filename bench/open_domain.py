@@ -7,7 +7,7 @@
 Corpus: the 40 eval-split articles (the last 40) plus the first ``--distractors``
 train-split articles (default all 100), one document per article, in a store cached
 under ``$KOQA_HOME/bench/open_domain`` (re-runs skip unchanged documents).
-Questions: a seeded sample of ``--limit`` eval-split questions (all 1,774 without it).
+Questions: a seeded sample of ``--limit`` eval-split questions (all 1,719 without it).
 For each: ``QAPipeline.run`` with top-``--k`` passages → the top answer is scored with
 the official metric; recall@k = a passage of the gold article containing a gold answer
 is among the top k; latency = wall time of one ``run`` (one question at a time, as a
@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from koqa.settings import READER_BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KOQA_SHARED", ROOT.parent / "shared"))
@@ -178,7 +180,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reader", default=None, help="reader name or folder (default: KOQA_READER / koqa:reader-small)")
     ap.add_argument("--embedder", default=None, help="embedder name (default: KOQA_EMBEDDER / koqa:e5-small-ko)")
-    ap.add_argument("--backend", default="torch", help="reader backend: torch | torch-bf16 | onnx | onnx-int8")
+    ap.add_argument("--backend", default="torch", choices=READER_BACKENDS, help="reader backend")
     ap.add_argument("--korquad", type=Path, default=SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz")
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of N eval-split questions")
     ap.add_argument("--seed", type=int, default=0)
