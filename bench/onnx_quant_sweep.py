@@ -78,7 +78,7 @@ def build_variants(fp32: Path, names: list[str], cache: Path) -> dict[str, Path]
 
 def accuracy(tokenizer, session, examples) -> dict:
     from koqa.reader import QAReader
-    from koqa.reader.korquad import evaluate
+    from koqa.training.korquad import evaluate
     from koqa.reader.onnx_backend import OnnxRunner
 
     spans = QAReader(tokenizer, OnnxRunner(session)).read_batch([e.question for e in examples],
@@ -110,7 +110,7 @@ def speed(tokenizer, sessions: dict, examples, repeats: int) -> tuple[dict[str, 
 def main(argv=None) -> None:
     import statistics
 
-    from koqa.reader.korquad import read_train_spec
+    from koqa.training.korquad import read_train_spec
     from koqa.reader.loading import load_tokenizer
     from koqa.reader.onnx_backend import ensure_onnx, make_session, model_fingerprint
 

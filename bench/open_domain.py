@@ -38,7 +38,7 @@ RECALL_AT = (1, 5, 10, 20)
 
 def build_store(settings, embedder_name: str, data: list[dict], distractors: int, store_dir: Path | None):
     """The cached store holding the eval articles + ``distractors`` train-split articles."""
-    from koqa.pipeline.calibrate import article_documents, corpus_store
+    from koqa.training.calibrate import article_documents, corpus_store
 
     docs = article_documents(data)
     keep = docs[:distractors] + docs[len(data) - 40:]
@@ -47,7 +47,7 @@ def build_store(settings, embedder_name: str, data: list[dict], distractors: int
 
 def eval_questions(data: list[dict], limit: int | None, seed: int) -> list:
     """The benchmark's questions: a seeded sample of ``limit`` eval-split questions (all without it)."""
-    from koqa.pipeline.calibrate import article_questions
+    from koqa.training.calibrate import article_questions
 
     questions = [q for q in article_questions(data) if int(q.doc_id.split("-")[1]) >= len(data) - 40]
     if limit and limit < len(questions):
@@ -65,7 +65,7 @@ def recall_ranks(hits, q) -> int | None:
 
 def closed_context(reader, questions, data: list[dict]) -> dict:
     """The reader alone on each question's gold paragraph (top-1), same questions."""
-    from koqa.reader.korquad import evaluate
+    from koqa.training.korquad import evaluate
 
     paragraph = {str(qa["id"]): p["context"] for art in data for p in art["paragraphs"] for qa in p["qas"]}
     preds = {}
@@ -91,7 +91,7 @@ class Asked:
 
 
 def ask_each(pipe, questions: list, k: int) -> Asked:
-    from koqa.pipeline.calibrate import KORQUAD_COLLECTION
+    from koqa.training.calibrate import KORQUAD_COLLECTION
 
     asked = Asked()
     for n, q in enumerate(questions, 1):
@@ -117,9 +117,9 @@ def run(args) -> dict:
 
     from koqa.pipeline import Calibration, QAPipeline
     from koqa.pipeline.depth import ReadingDepth
-    from koqa.pipeline.calibrate import KORQUAD_COLLECTION as COLLECTION
+    from koqa.training.calibrate import KORQUAD_COLLECTION as COLLECTION
     from koqa.reader import QAReader
-    from koqa.reader.korquad import evaluate, load_squad
+    from koqa.training.korquad import evaluate, load_squad
     from koqa.settings import Settings
 
     torch.set_num_threads(args.threads)

@@ -28,9 +28,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from koqa.reader import QAReader
-    from koqa.reader.evaluation import predict_spans
-    from koqa.reader.korquad import evaluate, read_train_spec
-    from koqa.reader.particles import ParticleTrimmer
+    from koqa.training.evaluation import predict_spans
+    from koqa.training.korquad import evaluate, read_train_spec
+    from koqa.text.particles import ParticleTrimmer
 
     examples, _ = read_train_spec(f"korquad-eval:{args.data}" + (f":{args.limit}" if args.limit else ""))
     reader = QAReader.from_pretrained(args.reader, backend=args.backend, trim_particles=False)

@@ -159,7 +159,7 @@ def _model_with_head(name: str, option: str) -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from koqa.reader.korquad import read_train_spec
+    from koqa.training.korquad import read_train_spec
 
     shared = Path(os.environ.get("KOQA_SHARED", HERE.parents[1] / "shared"))
     examples, _ = read_train_spec(args.data or DEFAULT_DATA.format(shared=shared))

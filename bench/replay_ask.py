@@ -44,8 +44,8 @@ class ReplayRetriever:
 def dump(args) -> None:
     import open_domain  # noqa: the benchmark's own corpus and question sample
 
-    from koqa.pipeline.calibrate import KORQUAD_COLLECTION
-    from koqa.reader.korquad import load_squad
+    from koqa.training.calibrate import KORQUAD_COLLECTION
+    from koqa.training.korquad import load_squad
     from koqa.settings import Settings
 
     settings = Settings.from_env()
@@ -79,7 +79,7 @@ def run(args) -> dict:
     from koqa.pipeline import QAPipeline
     from koqa.pipeline.depth import ReadingDepth
     from koqa.reader import QAReader
-    from koqa.reader.korquad import evaluate
+    from koqa.training.korquad import evaluate
 
     records, hits = load_hits(args.hits)
     records = records[: args.limit] if args.limit else records

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from koqa.ingest.embedders import load_embedder  # noqa: E402
-from koqa.retriever.store import DocumentStore  # noqa: E402
+from koqa.store.documents import DocumentStore  # noqa: E402
 from koqa.types import Document  # noqa: E402
 
 SHARED = Path(os.environ.get("KOQA_SHARED", ROOT.parent / "shared"))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout (no install there)
 
-from koqa.reader.training import TrainConfig, evaluate_folder  # noqa: E402
+from koqa.training.train import TrainConfig, evaluate_folder  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _config(plan: Plan, base, train, out, *, lr, epochs, **extra) -> TrainConfig
 
 def _run(cfg: TrainConfig, eval_spec: str | None) -> dict:
     """One training run (skipped when done) and its EM/F1 on ``eval_spec``, in a child process."""
-    from koqa.reader.training import train
+    from koqa.training.train import train
 
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)

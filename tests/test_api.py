@@ -17,7 +17,7 @@ from koqa.ingest.chunking import Chunker, RegexTokenizer
 from koqa.ingest.embedders import FakeEmbedder
 from koqa.ingest.loaders import load_documents
 from koqa.pipeline.fakes import FakeReader, handset_calibration
-from koqa.retriever.store import DocumentStore
+from koqa.store.documents import DocumentStore
 from koqa.settings import Settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

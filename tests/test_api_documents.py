@@ -11,7 +11,7 @@ from koqa.api import ServerConfig, create_app
 from koqa.api.server import serve_in_thread
 from koqa.ingest.embedders import FakeEmbedder
 from koqa.pipeline.fakes import FakeReader
-from koqa.retriever.store import DocumentStore
+from koqa.store.documents import DocumentStore
 from koqa.settings import Settings
 
 

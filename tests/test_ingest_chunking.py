@@ -6,7 +6,7 @@ import pytest
 
 from koqa.errors import InvalidInput
 from koqa.ingest.chunking import Chunker, HFTokenizer, RegexTokenizer
-from koqa.ingest.morph import KiwiAnalyzer
+from koqa.text.kiwi import KiwiAnalyzer
 from koqa.types import Document
 
 SENTENCES = ["세종대왕은 1443년에 훈민정음을 창제하였다.", "집현전 학자들이 이를 도왔다.", "훈민정음은 1446년에 반포되었다.",

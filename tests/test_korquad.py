@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from koqa.reader.korquad import (evaluate, exact_match, f1_score, iter_examples, load_squad, normalize_answer,
+from koqa.training.korquad import (evaluate, exact_match, f1_score, iter_examples, load_squad, normalize_answer,
                                  read_train_spec, split_korquad)
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from koqa.pipeline import Calibration, QAPipeline
-from koqa.pipeline.calibrate import Example, article_documents, article_questions, calibrate, collect, fit, metrics
+from koqa.training.calibrate import Example, article_documents, article_questions, calibrate, collect, fit, metrics
 from koqa.pipeline.calibration import FEATURES
 from koqa.pipeline.fakes import FakeReader, MemoryRetriever
 
@@ -63,7 +63,7 @@ def test_collect_labels_candidates_with_the_official_f1():
 
 @pytest.mark.slow
 def test_calibrate_command_end_to_end(shared_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):
-    from koqa.pipeline.calibrate import main
+    from koqa.training.calibrate import main
 
     monkeypatch.setenv("KOQA_HOME", str(tmp_path))
     out = tmp_path / "calibration.json"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from koqa.cli import app
 from koqa.ingest.embedders import FakeEmbedder
 from koqa.ingest.loaders import load_documents
-from koqa.retriever.store import DocumentStore
+from koqa.store.documents import DocumentStore
 from koqa.settings import Settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

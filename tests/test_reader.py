@@ -94,7 +94,7 @@ def test_redundant_windows_are_dropped(tiny_reader):
 
 def test_particle_trimming_is_optional(tiny_model_dir):
     from koqa.reader import QAReader
-    from koqa.reader.particles import ParticleTrimmer
+    from koqa.text.particles import ParticleTrimmer
 
     trimmer = ParticleTrimmer.load()
     assert "이순신 장군은"[: trimmer.trim_end("이순신 장군은")] == "이순신 장군"
@@ -112,7 +112,7 @@ def test_particle_trimming_is_optional(tiny_model_dir):
 
 
 def test_a_call_can_turn_particle_trimming_on_or_off(tiny_reader):
-    from koqa.reader.particles import ParticleTrimmer
+    from koqa.text.particles import ParticleTrimmer
     from koqa.reader.qa import QAReader
 
     ctx = "세종대왕은 훈민정음을 창제하였다."

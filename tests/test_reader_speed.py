@@ -12,7 +12,7 @@ sys.path.insert(0, str(REPO))
 
 from bench import _speed_report as report_lib  # noqa: E402
 from bench import _speed_workers as workers  # noqa: E402
-from koqa.reader.korquad import QAExample  # noqa: E402
+from koqa.training.korquad import QAExample  # noqa: E402
 
 EXAMPLES = [QAExample("a", "수도는?", "서울은 수도이다.", (("서울", 0),)), QAExample("b", "왕은?", "세종이 왕이다.", (("세종", 0),))]
 CONFIG = {"device": "cpu", "dtype": "float32", "max_seq_len": 384, "doc_stride": 128, "questions": 2}

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from koqa.retriever.bm25 import BM25Index
-from koqa.retriever.dense import DenseIndex
+from koqa.store.bm25 import BM25Index
+from koqa.store.dense import DenseIndex
 from koqa.retriever.fusion import reciprocal_rank_fusion
 
 
@@ -95,7 +95,7 @@ def test_dense_kinds_add_remove_search_persist(kind, tmp_path):
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 @pytest.mark.parametrize("exact_max", [0, 20_000])  # 0: the FAISS selector path even for a small allowed set
 def test_dense_search_only_within_allowed_ids(kind, exact_max, monkeypatch):
-    import koqa.retriever.dense as dense
+    import koqa.store.dense as dense
 
     monkeypatch.setattr(dense, "EXACT_FILTER_MAX", exact_max)
     rng = np.random.default_rng(1)
@@ -115,7 +115,7 @@ def test_dense_search_only_within_allowed_ids(kind, exact_max, monkeypatch):
 
 def test_filters_are_checked_and_matched():
     from koqa.errors import InvalidInput
-    from koqa.retriever.filters import check_filters, matches, unknown_keys
+    from koqa.store.filters import check_filters, matches, unknown_keys
 
     f = check_filters({"source": ["a.pdf", "b.pdf"], "year": 2024, "tags": "계약"})
     doc = {"doc_id": "d", "source": "b.pdf", "meta": {"year": 2024, "tags": ["계약", "인사"]}}

@@ -10,9 +10,9 @@ import pytest
 from koqa.errors import IndexMismatch, InvalidInput, NotFound
 from koqa.ingest.chunking import Chunker, RegexTokenizer
 from koqa.ingest.embedders import FakeEmbedder
-from koqa.ingest.morph import KiwiAnalyzer
+from koqa.text.kiwi import KiwiAnalyzer
 from koqa.retriever.base import Retriever
-from koqa.retriever.store import DocumentStore
+from koqa.store.documents import DocumentStore
 from koqa.types import Document
 
 DOCS = [
@@ -215,8 +215,8 @@ def test_a_second_process_view_sees_changes(make_store):
 def test_doctor_finds_and_repairs_disagreements(make_store, tmp_path):
     from sqlalchemy import delete
 
-    from koqa.retriever.indexes import CollectionIndexes
-    from koqa.retriever.schema import PassageRow
+    from koqa.store.indexes import CollectionIndexes
+    from koqa.store.schema import PassageRow
 
     store = make_store()
     store.ingest("default", DOCS)

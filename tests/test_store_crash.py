@@ -21,8 +21,8 @@ import pytest
 
 from koqa.ingest.chunking import Chunker, RegexTokenizer
 from koqa.ingest.embedders import FakeEmbedder
-from koqa.ingest.morph import KiwiAnalyzer
-from koqa.retriever.store import DocumentStore
+from koqa.text.kiwi import KiwiAnalyzer
+from koqa.store.documents import DocumentStore
 from koqa.types import Document
 
 N_DOCS = 24
@@ -33,8 +33,8 @@ CHILD = textwrap.dedent('''
     from pathlib import Path
     sys.path.insert(0, {root!r})
     from tests.test_store_crash import documents, chunker_for_test, SlowEmbedder
-    from koqa.retriever import files, writer as writer_mod
-    from koqa.retriever.store import DocumentStore
+    from koqa.store import files, writer as writer_mod
+    from koqa.store.documents import DocumentStore
 
     point, db, index_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     calls = {{"n": 0}}

@@ -17,7 +17,7 @@ import pytest
 
 from koqa.ingest.chunking import Chunker, RegexTokenizer
 from koqa.ingest.embedders import FakeEmbedder
-from koqa.retriever.store import DocumentStore
+from koqa.store.documents import DocumentStore
 from koqa.types import Document
 
 

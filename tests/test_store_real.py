@@ -9,7 +9,7 @@ import pytest
 
 from koqa.ingest.chunking import Chunker
 from koqa.ingest.embedders import E5_PREFIXES, SentenceTransformerEmbedder
-from koqa.retriever.store import DocumentStore
+from koqa.store.documents import DocumentStore
 from koqa.types import Document
 
 ARTICLES = 2

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from koqa.reader.features import add_distractors, build_features
-from koqa.reader.korquad import QAExample, read_train_spec
-from koqa.reader.training import TrainConfig, train
+from koqa.training.features import add_distractors, build_features
+from koqa.training.korquad import QAExample, read_train_spec
+from koqa.training.train import TrainConfig, train
 
 CONTEXTS = ["세종대왕은 1443년에 훈민정음을 창제하였다.", "이순신은 한산도 대첩에서 학익진을 펼쳤다.",
             "경복궁은 1395년에 지어진 조선의 정궁이다.", "한강은 서울을 가로질러 황해로 흘러간다."]
@@ -55,7 +55,8 @@ def _weights(folder):
 
 
 def test_train_resumes_to_the_same_weights_and_loads_as_a_reader(tiny_model_dir, squad_file, tmp_path, monkeypatch):
-    from koqa.reader import QAReader, training
+    from koqa.reader import QAReader
+    from koqa.training import train as training
 
     common = dict(base=str(tiny_model_dir), train=(str(squad_file),), epochs=3, lr=1e-3, batch_size=2,
                   max_seq_len=64, doc_stride=32, checkpoint_every=2, threads=1, distractors=0.5)
@@ -96,7 +97,7 @@ def test_a_checkpoint_with_other_settings_is_refused(tiny_model_dir, squad_file,
 
 
 def test_trained_example_ids_replays_the_data_order(tiny_model_dir, squad_file, tmp_path):
-    from koqa.reader.training import trained_example_ids
+    from koqa.training.train import trained_example_ids
 
     cfg = TrainConfig(base=str(tiny_model_dir), train=(str(squad_file),), out=str(tmp_path / "o"), epochs=1, batch_size=2,
                       max_seq_len=64, doc_stride=32, threads=1, max_steps=1)
@@ -153,7 +154,7 @@ def test_augmentation_replaces_only_context_tokens_outside_the_answer(tiny_model
     import torch
     from transformers import AutoTokenizer
 
-    from koqa.reader.distill import replace_context_tokens
+    from koqa.training.distill import replace_context_tokens
     from koqa.reader.windows import pad_batch
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)

@@ -31,7 +31,7 @@ class AskRequest(_Strict):
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     threshold: float | None = Field(None, ge=0.0, le=1.0, description="abstain below this confidence (default: server's)")
     return_passages: bool = Field(False, description="include each answer's whole source passage")
-    # values are checked by koqa.retriever.filters (a 400 naming the key), whose messages beat a union's
+    # values are checked by koqa.store.filters (a 400 naming the key), whose messages beat a union's
     filters: dict[str, Any] | None = Field(
         None, examples=[{"source": "규정.pdf", "dept": ["법무", "인사"]}],
         description="read only documents whose doc_id, title, source or metadata key equals the value "

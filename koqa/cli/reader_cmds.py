@@ -89,8 +89,8 @@ def eval_cmd(
     batch_size: int = typer.Option(16),
 ) -> None:
     """EM/F1 with the official KorQuAD 1.0 metric."""
-    from koqa.reader.evaluation import evaluate_reader
-    from koqa.reader.korquad import read_train_spec
+    from koqa.training.evaluation import evaluate_reader
+    from koqa.training.korquad import read_train_spec
 
     spec = str(data)
     path = Path(spec.split(":", 1)[1] if spec.startswith("korquad-") else spec)
@@ -129,7 +129,7 @@ def train(
     precision: str = typer.Option("auto", help="auto (bf16 on CUDA and on CPUs with native bf16), fp32 or bf16."),
 ) -> None:
     """Fine-tune for span extraction on SQuAD-layout data (resumes from OUT/checkpoint)."""
-    from koqa.reader.training import TrainConfig, train as run
+    from koqa.training.train import TrainConfig, train as run
 
     cfg = TrainConfig(base=base, train=tuple(train_files), out=str(out), eval=eval_file, epochs=epochs, lr=lr,
                       batch_size=batch_size, max_seq_len=max_seq_len, doc_stride=doc_stride, seed=seed,

@@ -31,7 +31,7 @@ def ask(
     """Answer QUESTION from the documents of a collection, with each answer's source."""
     from koqa.pipeline import QAPipeline
     from koqa.pipeline.qa import check_options, check_question
-    from koqa.retriever.store import DocumentStore
+    from koqa.store.documents import DocumentStore
 
     check_question(question)  # bad input fails before minutes of model loading, not after
     check_options(top_k, top_n, mode, threshold)

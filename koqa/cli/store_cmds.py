@@ -39,7 +39,7 @@ def _settings(db: str | None, embedder: str | None) -> Settings:
 
 
 def _store(settings: Settings, *, with_embedder: bool, backend: str | None = None):
-    from koqa.retriever.store import DocumentStore
+    from koqa.store.documents import DocumentStore
 
     embedder = None
     if with_embedder:

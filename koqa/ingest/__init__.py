@@ -1,6 +1,6 @@
 """Ingest: loaders (files → NFC documents), Kiwi chunking, embedders, and the ingest pipeline.
 
-The document store (:mod:`koqa.retriever.store`) runs the pipeline; this package holds the parts.
+The document store (:mod:`koqa.store.documents`) runs the pipeline; this package holds the parts.
 """
 
 from koqa.ingest.chunking import Chunk, Chunker, HFTokenizer, RegexTokenizer

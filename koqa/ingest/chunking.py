@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from koqa.errors import InvalidInput
-from koqa.ingest.morph import KiwiAnalyzer, Sentence
+from koqa.text.kiwi import KiwiAnalyzer, Sentence
 from koqa.types import Document
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")

@@ -2,7 +2,7 @@
 
 ``confidence = sigmoid(bias + Σ weight_f · feature_f)`` estimates the probability
 that the answer is correct (official character F1 ≥ ``label_min_f1`` against the
-gold answer). The weights are fitted by :mod:`koqa.pipeline.calibrate` on
+gold answer). The weights are fitted by :mod:`koqa.training.calibrate` on
 KorQuAD-dev train-split questions and stored in ``calibration.json`` beside this
 module; that file also holds the default abstain ``threshold``.
 

@@ -1,7 +1,7 @@
 """Deterministic stand-ins for the reader and retriever, for fast tests and examples.
 
 They implement the same protocols as :class:`koqa.reader.QAReader` and
-:class:`koqa.retriever.store.DocumentStore` without any model.
+:class:`koqa.store.documents.DocumentStore` without any model.
 
 >>> r = FakeReader({"수도는?": "서울"})
 >>> [s.text for s in r.read("수도는?", ["대한민국의 수도는 서울이다.", "부산은 항구다."], top_k=2)]
@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 from koqa.errors import NotFound
 from koqa.pipeline.calibration import FEATURES, Calibration
 from koqa.reader.base import Span
-from koqa.retriever.filters import check_filters, matches
+from koqa.store.filters import check_filters, matches
 from koqa.types import Hit, Passage
 
 

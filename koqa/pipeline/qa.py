@@ -69,7 +69,7 @@ class QAPipeline:
     """Retriever + reader + calibration; a plain class over injected parts.
 
     ``retriever`` needs ``retrieve(query, k, *, collection, mode) -> list[Hit]``
-    (e.g. :class:`koqa.retriever.store.DocumentStore`); ``reader`` needs
+    (e.g. :class:`koqa.store.documents.DocumentStore`); ``reader`` needs
     ``read_batch(questions, contexts, top_k, *, max_answer_len)`` (e.g.
     :class:`koqa.reader.QAReader`).
     """
@@ -88,7 +88,7 @@ class QAPipeline:
         """Load the store and reader named in ``settings`` (models load here, once)."""
         from koqa.ingest.embedders import load_embedder
         from koqa.reader import QAReader
-        from koqa.retriever.store import DocumentStore
+        from koqa.store.documents import DocumentStore
 
         store = DocumentStore.from_settings(settings, load_embedder(settings.embedder, settings=settings))
         return cls(store, QAReader.from_pretrained(settings.reader, backend=settings.reader_backend, settings=settings), **kwargs)
@@ -100,7 +100,7 @@ class QAPipeline:
         """Ranked answers to ``question`` from ``collection`` (see the module doc for abstaining).
 
         ``filters`` reads only documents whose fields match, e.g. ``{"source": "규정.pdf"}``
-        (see :mod:`koqa.retriever.filters`).
+        (see :mod:`koqa.store.filters`).
         """
         return self.run(question, collection, top_k_passages, top_n_answers, mode, threshold=threshold,
                         filters=filters).as_list()

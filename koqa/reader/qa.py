@@ -21,7 +21,7 @@ import numpy as np
 
 from koqa.errors import InvalidInput
 from koqa.reader.base import Span, TokenProbs
-from koqa.reader.particles import ParticleTrimmer
+from koqa.text.particles import ParticleTrimmer
 from koqa.reader.spans import MAX_ANSWER_LEN, joint_log_softmax, top_spans
 from koqa.reader.windows import Window, batches_by_length, make_windows, pad_batch
 

@@ -12,7 +12,7 @@ __all__ = ["DocumentStore", "Embedder", "Mode", "Retriever", "reciprocal_rank_fu
 
 def __getattr__(name: str):
     if name == "DocumentStore":
-        from koqa.retriever.store import DocumentStore
+        from koqa.store.documents import DocumentStore
 
         return DocumentStore
     raise AttributeError(f"module 'koqa.retriever' has no attribute {name!r}")

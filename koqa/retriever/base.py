@@ -31,5 +31,5 @@ class Embedder(Protocol):
 class Retriever(Protocol):
     def retrieve(self, query: str, k: int = 10, *, collection: str = "default", mode: Mode = "hybrid",
                  filters: Mapping | None = None) -> list[Hit]:
-        """The ``k`` best passages; ``filters`` (see :mod:`koqa.retriever.filters`) keeps matching documents only."""
+        """The ``k`` best passages; ``filters`` (see :mod:`koqa.store.filters`) keeps matching documents only."""
         ...

@@ -5,7 +5,7 @@ Every result carries the score of each retriever that can score it: the dense co
 is computed from the stored vector even for passages only BM25 found, and vice versa.
 
 >>> import numpy as np, tempfile, pathlib
->>> from koqa.retriever.indexes import CollectionIndexes
+>>> from koqa.store.indexes import CollectionIndexes
 >>> idx = CollectionIndexes(pathlib.Path(tempfile.mkdtemp()), dim=2)
 >>> idx.add([1, 2], np.array([[1, 0], [0, 1]], np.float32), [["세종"], ["이순신"]])
 >>> [(r.passage_id, sorted(r.scores)) for r in search_indexes(idx, np.array([0, 1], np.float32), ["세종"], 2, "hybrid")]
@@ -19,9 +19,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from koqa.retriever.bm25 import top_k
+from koqa.store.bm25 import top_k
 from koqa.retriever.fusion import reciprocal_rank_fusion
-from koqa.retriever.indexes import CollectionIndexes
+from koqa.store.indexes import CollectionIndexes
 
 RRF_K = 60
 FUSION_DEPTH = 100

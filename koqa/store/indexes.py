@@ -6,7 +6,7 @@ longer has are removed, ids it has and the file lacks are added from the vectors
 terms stored in SQL (no re-embedding). A missing or unreadable file is rebuilt the same
 way. Since passage ids are never reused, equal id sets mean equal contents.
 
->>> from koqa.retriever.schema import make_engine
+>>> from koqa.store.schema import make_engine
 >>> from sqlalchemy.orm import Session
 >>> import tempfile, pathlib
 >>> idx = CollectionIndexes(pathlib.Path(tempfile.mkdtemp()), dim=4)
@@ -26,9 +26,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from koqa.retriever.bm25 import BM25Index
-from koqa.retriever.dense import DenseIndex
-from koqa.retriever.schema import PassageRow
+from koqa.store.bm25 import BM25Index
+from koqa.store.dense import DenseIndex
+from koqa.store.schema import PassageRow
 
 log = logging.getLogger(__name__)
 DENSE_FILE, BM25_FILE = "dense.faiss", "bm25.npz"

@@ -13,9 +13,9 @@ from typing import Sequence
 from sqlalchemy.orm import Session
 
 from koqa.ingest.pipeline import Prepared
-from koqa.retriever import sqlstore as sql
-from koqa.retriever.cache import IndexCache
-from koqa.retriever.schema import CollectionRow, IndexMetaRow
+from koqa.store import sqlstore as sql
+from koqa.store.cache import IndexCache
+from koqa.store.schema import CollectionRow, IndexMetaRow
 
 
 class CollectionWriter:

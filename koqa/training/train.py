@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from koqa.errors import InvalidInput
-from koqa.reader.distill import distilled_loss, load_teacher, replace_context_tokens
-from koqa.reader.features import Feature, add_distractors, build_features
-from koqa.reader.korquad import read_train_spec
+from koqa.training.distill import distilled_loss, load_teacher, replace_context_tokens
+from koqa.training.features import Feature, add_distractors, build_features
+from koqa.training.korquad import read_train_spec
 from koqa.reader.windows import pad_batch
 
 
@@ -261,7 +261,7 @@ def _checkpoint_step(ckpt: Path) -> int:
 def evaluate_folder(folder: Path | str, spec: str, **reader_options) -> dict:
     """EM/F1 of the reader in ``folder`` on the examples of ``spec`` (see ``read_train_spec``)."""
     from koqa.reader import QAReader
-    from koqa.reader.evaluation import evaluate_reader
+    from koqa.training.evaluation import evaluate_reader
 
     examples, _ = read_train_spec(spec)
     reader = QAReader.from_pretrained(str(folder), **reader_options)

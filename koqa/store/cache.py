@@ -22,10 +22,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from koqa.retriever import sqlstore as sql
-from koqa.retriever.filters import Filters
-from koqa.retriever.indexes import CollectionIndexes
-from koqa.retriever.schema import CollectionRow, IndexMetaRow
+from koqa.store import sqlstore as sql
+from koqa.store.filters import Filters
+from koqa.store.indexes import CollectionIndexes
+from koqa.store.schema import CollectionRow, IndexMetaRow
 
 log = logging.getLogger(__name__)
 

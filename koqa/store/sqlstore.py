@@ -4,7 +4,7 @@ Every write runs inside the caller's transaction and bumps the collection's
 ``generation``, which tells other processes that their in-memory indexes are stale.
 
 >>> from sqlalchemy.orm import Session
->>> from koqa.retriever.schema import make_engine
+>>> from koqa.store.schema import make_engine
 >>> with Session(make_engine("sqlite://")) as s, s.begin():
 ...     c = create_collection(s, "demo", "flat")
 ...     [r.name for r in list_collections(s)]
@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from koqa.errors import InvalidInput, NotFound
 from koqa.ingest.pipeline import Prepared
-from koqa.retriever.filters import matches, unknown_keys
-from koqa.retriever.schema import CollectionRow, DocumentRow, IndexMetaRow, PassageRow
+from koqa.store.filters import matches, unknown_keys
+from koqa.store.schema import CollectionRow, DocumentRow, IndexMetaRow, PassageRow
 
 _NAME = re.compile(r"^\w[\w.-]{0,63}$")
 
@@ -126,7 +126,7 @@ def delete_document(session: Session, collection_id: int, doc_id: str) -> list[i
 
 
 def filtered_passages(session: Session, coll: CollectionRow, filters) -> np.ndarray:
-    """Ids of the passages of the documents of ``coll`` that match ``filters`` (see :mod:`koqa.retriever.filters`).
+    """Ids of the passages of the documents of ``coll`` that match ``filters`` (see :mod:`koqa.store.filters`).
 
     A meta key that no document of the collection has is refused: it is far likelier a typo than a
     filter meant to match nothing.

@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from koqa.retriever.files import atomic_write
+from koqa.store.files import atomic_write
 
 
 class BM25Index:

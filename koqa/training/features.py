@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from koqa.reader.korquad import QAExample
+from koqa.training.korquad import QAExample
 from koqa.reader.windows import Window, make_windows
 
 

@@ -21,10 +21,10 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from koqa.retriever import sqlstore as sql
-from koqa.retriever.files import clean_temp
-from koqa.retriever.indexes import BM25_FILE, DENSE_FILE, CollectionIndexes
-from koqa.retriever.schema import CollectionRow, DocumentRow, IndexMetaRow, PassageRow
+from koqa.store import sqlstore as sql
+from koqa.store.files import clean_temp
+from koqa.store.indexes import BM25_FILE, DENSE_FILE, CollectionIndexes
+from koqa.store.schema import CollectionRow, DocumentRow, IndexMetaRow, PassageRow
 
 
 @dataclass(frozen=True)

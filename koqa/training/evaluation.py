@@ -1,6 +1,6 @@
 """Evaluate a reader on SQuAD-layout examples with the official KorQuAD metric.
 
->>> from koqa.reader.korquad import QAExample
+>>> from koqa.training.korquad import QAExample
 >>> class Echo:  # any Reader works; this one answers with the first word
 ...     def read_batch(self, qs, cs, top_k=1):
 ...         from koqa.reader.base import Span
@@ -17,7 +17,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from koqa.reader.base import Span
-from koqa.reader.korquad import QAExample, evaluate
+from koqa.training.korquad import QAExample, evaluate
 
 
 def predict_spans(reader, examples: Sequence[QAExample], *, batch_questions: int = 64, progress: bool = True,

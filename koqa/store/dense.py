@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from koqa.errors import InvalidInput
-from koqa.retriever.files import atomic_write
+from koqa.store.files import atomic_write
 
 KINDS = ("flat", "hnsw", "ivf")
 SERIAL_SEARCH_MAX = 200_000  # vectors; larger indexes are searched with all threads

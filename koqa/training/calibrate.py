@@ -1,6 +1,6 @@
 """Fit the combined-confidence weights (``calibration.json``) on KorQuAD-dev train-split questions.
 
-    python -m koqa.pipeline.calibrate --korquad ../shared/data/korquad/KorQuAD_v1.0_dev.json.gz \\
+    python -m koqa.training.calibrate --korquad ../shared/data/korquad/KorQuAD_v1.0_dev.json.gz \\
         --reader koqa:reader-small --out koqa/pipeline/calibration.json
 
 Procedure: all 140 KorQuAD-dev articles (one document each) go into a fresh store;
@@ -74,7 +74,7 @@ def collect(pipeline: QAPipeline, questions: Sequence[Question], collection: str
     ``read_first`` > 0 reads only that many of the retrieved passages, as the first
     pass of adaptive reading depth does (for fitting its stop rule).
     """
-    from koqa.reader.korquad import f1_score
+    from koqa.training.korquad import f1_score
 
     out: list[Example] = []
     for i in range(0, len(questions), batch):
@@ -183,7 +183,7 @@ def corpus_store(settings, embedder_name: str, docs: Sequence[Document], store_d
     import re
 
     from koqa.ingest.embedders import load_embedder
-    from koqa.retriever.store import DocumentStore
+    from koqa.store.documents import DocumentStore
 
     folder = store_dir or settings.home / "bench" / "open_domain" / re.sub(r"[^\w.-]+", "_", embedder_name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -201,7 +201,7 @@ def corpus_store(settings, embedder_name: str, docs: Sequence[Document], store_d
 
 def load_korquad(path: Path, articles: str = "train") -> tuple[list[Document], list[Question]]:
     """All 140 articles as the corpus; the questions of ``articles`` ("train", "eval" or "A:B")."""
-    from koqa.reader.korquad import load_squad
+    from koqa.training.korquad import load_squad
 
     data = load_squad(path)["data"]
     spans = {"train": (0, 100), "eval": (len(data) - 40, len(data))}
@@ -235,7 +235,7 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
 def _corpus_and_questions(args: argparse.Namespace) -> tuple[list, list]:
     docs, questions = load_korquad(args.korquad, args.articles)
     if args.unseen_by:
-        from koqa.reader.training import trained_example_ids
+        from koqa.training.train import trained_example_ids
 
         seen = set().union(*(trained_example_ids(d) for d in args.unseen_by))
         questions = [q for q in questions if q.id not in seen]

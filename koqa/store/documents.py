@@ -37,17 +37,17 @@ from sqlalchemy.orm import Session
 from koqa.errors import IndexMismatch, InvalidInput, NotFound
 from koqa.ingest.chunking import Chunker
 from koqa.ingest.loaders import LoadError, load_documents
-from koqa.ingest.morph import KiwiAnalyzer
+from koqa.text.kiwi import KiwiAnalyzer
 from koqa.ingest.pipeline import IngestReport, Pipeline, Progress
-from koqa.retriever import sqlstore as sql
+from koqa.store import sqlstore as sql
 from koqa.retriever.base import Mode
-from koqa.retriever.cache import FilterCache, IndexCache
-from koqa.retriever.dense import KINDS
-from koqa.retriever.filters import check_filters
-from koqa.retriever.indexes import CollectionIndexes
-from koqa.retriever.schema import CollectionRow, DocumentRow, IndexMetaRow, PassageRow, make_engine
+from koqa.store.cache import FilterCache, IndexCache
+from koqa.store.dense import KINDS
+from koqa.store.filters import check_filters
+from koqa.store.indexes import CollectionIndexes
+from koqa.store.schema import CollectionRow, DocumentRow, IndexMetaRow, PassageRow, make_engine
 from koqa.retriever.search import search_indexes
-from koqa.retriever.writer import CollectionWriter
+from koqa.store.writer import CollectionWriter
 from koqa.types import Document, Hit, Passage
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ class DocumentStore:
                  filters: Mapping | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
         """The ``k`` best passages for ``query``; ``Hit.scores`` has ``dense``/``bm25``(/``hybrid``).
 
-        ``filters`` keeps only passages of matching documents (:mod:`koqa.retriever.filters`).
+        ``filters`` keeps only passages of matching documents (:mod:`koqa.store.filters`).
         ``query_vector`` (``embedder.embed_queries([query])[0]``, computed in a batch) skips
         embedding the query here; evaluation scripts use it.
         """
@@ -314,7 +314,7 @@ class DocumentStore:
 
     # maintenance ------------------------------------------------------------------
     def doctor(self, *, repair: bool = True, collection: str | None = None):
-        """Check (and repair) SQL/index consistency; see :mod:`koqa.retriever.doctor`."""
-        from koqa.retriever.doctor import run_doctor
+        """Check (and repair) SQL/index consistency; see :mod:`koqa.store.doctor`."""
+        from koqa.store.doctor import run_doctor
 
         return run_doctor(self, repair=repair, collection=collection)
