@@ -37,7 +37,8 @@ class ReplayRetriever:
     def __init__(self, hits: dict[str, list[Hit]]):
         self.hits = {check_question(q): h for q, h in hits.items()}  # as QAPipeline passes questions on
 
-    def retrieve(self, query: str, k: int = 10, *, collection: str = COLLECTION, mode: str = "hybrid") -> list[Hit]:
+    def retrieve(self, query: str, k: int = 10, *, collection: str = COLLECTION, mode: str = "hybrid",
+                 filters=None) -> list[Hit]:
         return self.hits[query][:k]
 
 

@@ -5,7 +5,7 @@ each of the 5,774 questions a hit is a retrieved passage of the right article wh
 offsets contain the gold answer span. Reports recall@1/5/20 for dense, BM25 and hybrid,
 ingest passages/s with the embedder's encode time separated from the rest (chunking,
 SQL, FAISS, BM25, files: the overhead, goal ≤ 10 % of encode), and single-query
-latency p50/p95 of ``DocumentStore.retrieve`` (hybrid also with a metadata filter allowing one
+latency p50/p95 of ``Corpus.retrieve`` (hybrid also with a metadata filter allowing one
 document or every other one). Prints a table, writes JSON to bench/results/.
 
     .venv/bin/python bench/retrieval.py                         # sentence-transformers
@@ -37,14 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from koqa.ingest.embedders import load_embedder  # noqa: E402
-from koqa.store.documents import DocumentStore  # noqa: E402
+from koqa.pipeline.corpus import Corpus  # noqa: E402
 from koqa.types import Document  # noqa: E402
 
 SHARED = Path(os.environ.get("KOQA_SHARED", ROOT.parent / "shared"))
 KORQUAD = SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz"
 RESULTS = ROOT / "bench" / "results"
 KS = (1, 5, 20)
-MODES = ("dense", "bm25", "hybrid")
+MODES = ("dense", "bm25", "hybrid")  # the order of the printed table
 
 
 # Which engine computes passages / queries for each backend (auto splits them), so that
@@ -144,8 +144,8 @@ def main(argv=None) -> int:
         emb.cache = {}
 
     with tempfile.TemporaryDirectory(prefix="koqa-bench-") as tmp:
-        store = DocumentStore.open(f"sqlite:///{tmp}/bench.db", Path(tmp) / "indexes", emb,
-                                   fusion_weights={"bm25": args.bm25_weight})
+        store = Corpus.open(f"sqlite:///{tmp}/bench.db", Path(tmp) / "indexes", embedder=emb,
+                            fusion_weights={"bm25": args.bm25_weight})
         store.chunker.analyzer.kiwi  # load Kiwi before timing the ingest (once per process)
         report = store.ingest("default", docs)
         emb.save()

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer", "Document", "Hit", "Passage",
     "KoqaError", "InvalidInput", "NotFound", "ModelUnavailable", "IndexMismatch",
-    "QAPipeline",
+    "Corpus", "QAPipeline",
 ]
 
 
@@ -20,4 +20,8 @@ def __getattr__(name: str):
         from koqa.pipeline import QAPipeline
 
         return QAPipeline
+    if name == "Corpus":
+        from koqa.pipeline.corpus import Corpus
+
+        return Corpus
     raise AttributeError(name)

@@ -1,7 +1,8 @@
 """The boundary types of koqa: one frozen dataclass per hand-over.
 
-``Document`` (ingested, NFC text) → ``Passage`` (a chunk with offsets into the
-document) → ``Hit`` (a passage with retrieval scores) → ``Answer`` (a span of a
+``Document`` (ingested, NFC text) → ``Chunk`` (ingest's cut, with its BM25 terms) →
+``Prepared`` (a document's chunks and vectors, handed to the store) → ``Passage``
+(a stored chunk with offsets into the document) → ``Hit`` (a passage with retrieval scores) → ``Answer`` (a span of a
 passage with reader and combined scores, offsets into the original document).
 
 >>> doc = Document(id="d1", text="세종대왕은 훈민정음을 창제하였다.", title="세종")
@@ -82,3 +83,26 @@ class Answer:
     end: int
     context: str = ""
     sources: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage before it is stored: ``document.text[start:end] == text``."""
+
+    index: int
+    start: int
+    end: int
+    text: str
+    terms: tuple[str, ...]
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A document ready to commit: its chunks, their vectors, and whether it replaces one."""
+
+    document: Document
+    content_hash: str
+    chunks: list[Chunk]
+    vectors: Any  # (len(chunks), dim) float32 numpy array
+    replaces: bool

@@ -17,7 +17,7 @@ from koqa.ingest.chunking import Chunker, RegexTokenizer
 from koqa.ingest.embedders import FakeEmbedder
 from koqa.ingest.loaders import load_documents
 from koqa.pipeline.fakes import FakeReader, handset_calibration
-from koqa.store.documents import DocumentStore
+from koqa.pipeline.corpus import Corpus
 from koqa.settings import Settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -34,7 +34,7 @@ def chunker() -> Chunker:
 def store(tmp_path_factory):
     """A real SQLite + FAISS + BM25 store (fake embedder) holding the bundled samples as "history"."""
     tmp = tmp_path_factory.mktemp("store")
-    with DocumentStore.open(f"sqlite:///{tmp}/koqa.db", tmp / "indexes", FakeEmbedder(), chunker()) as s:
+    with Corpus.open(f"sqlite:///{tmp}/koqa.db", tmp / "indexes", embedder=FakeEmbedder(), chunker=chunker()) as s:
         s.ingest("history", load_documents([SAMPLES]), create=True)
         yield s
 

@@ -11,7 +11,7 @@ from koqa.api import ServerConfig, create_app
 from koqa.api.server import serve_in_thread
 from koqa.ingest.embedders import FakeEmbedder
 from koqa.pipeline.fakes import FakeReader
-from koqa.store.documents import DocumentStore
+from koqa.pipeline.corpus import Corpus
 from koqa.settings import Settings
 
 
@@ -114,7 +114,7 @@ class ExplodingEmbedder(FakeEmbedder):
 
 
 def test_a_failing_ingest_leaves_nothing_behind(tmp_path):
-    with DocumentStore.open(f"sqlite:///{tmp_path}/k.db", tmp_path / "idx", ExplodingEmbedder(), chunker()) as s:
+    with Corpus.open(f"sqlite:///{tmp_path}/k.db", tmp_path / "idx", embedder=ExplodingEmbedder(), chunker=chunker()) as s:
         app = create_app(Settings.from_env({"KOQA_HOME": str(tmp_path)}), reader=FakeReader(), store=s,
                          config=ServerConfig())
         docs = [{"id": f"d{i}", "text": f"문서 {i}번의 내용이다."} for i in range(80)] + [{"id": "boom", "text": "💥"}]

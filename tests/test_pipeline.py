@@ -28,10 +28,10 @@ class ListRetriever:
     def __init__(self, hits):
         self.hits, self.calls = hits, []
 
-    def retrieve(self, query, k=10, *, collection="default", mode="hybrid"):
+    def retrieve(self, query, k=10, *, collection="default", mode="hybrid", filters=None):
         if collection != "history":
             raise NotFound("collection", collection)
-        self.calls.append((query, k, mode))
+        self.calls.append((query, k, mode, filters))
         return self.hits[:k]
 
 
@@ -55,12 +55,12 @@ def test_answer_offsets_point_into_the_original_document(hits):
     assert best.context.startswith("**세종대왕**은 1443년")
 
 
-def test_filters_reach_the_retriever_and_one_without_them_says_so(hits):
-    qa = QA(ListRetriever(hits), FakeReader({Q: "세종대왕"}))  # ListRetriever.retrieve takes no filters
-    assert qa.ask(Q, collection="history", filters={})[0].text == "세종대왕"
-    with pytest.raises(InvalidInput) as exc:
-        qa.ask(Q, collection="history", filters={"doc_id": "d1"})
-    assert exc.value.field == "filters" and "ListRetriever" in str(exc.value)
+def test_filters_reach_the_retriever(hits):
+    retriever = ListRetriever(hits)
+    qa = QA(retriever, FakeReader({Q: "세종대왕"}))
+    qa.ask(Q, collection="history", filters={})
+    qa.ask(Q, collection="history", filters={"doc_id": "d1"})
+    assert [c[3] for c in retriever.calls] == [None, {"doc_id": "d1"}]
     memory = QA(MemoryRetriever({"c": [("d1", "훈민정음", DOC), ("d2", "서울", "서울은 수도이다.")]}), FakeReader({Q: "세종대왕"}))
     assert {a.doc_id for a in memory.ask(Q, collection="c", filters={"doc_id": "d2"})} <= {"d2", ""}
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from koqa.cli import app
 from koqa.ingest.embedders import FakeEmbedder
 from koqa.ingest.loaders import load_documents
-from koqa.store.documents import DocumentStore
+from koqa.pipeline.corpus import Corpus
 from koqa.settings import Settings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -22,7 +22,7 @@ Q = "훈민정음을 창제한 왕은 누구인가?"
 def env(tmp_path_factory, tiny_model_dir):
     home = tmp_path_factory.mktemp("home")
     env = {"KOQA_HOME": str(home), "KOQA_EMBEDDER": "fake", "KOQA_READER": str(tiny_model_dir)}
-    with DocumentStore.from_settings(Settings.from_env(env), FakeEmbedder()) as store:
+    with Corpus.from_settings(Settings.from_env(env), embedder=FakeEmbedder()) as store:
         store.ingest("demo", load_documents([SAMPLES]), create=True)
     return env
 

@@ -1,4 +1,4 @@
-"""DocumentStore with the fake embedder and a real SQLite file + real FAISS/BM25 files."""
+"""Corpus with the fake embedder and a real SQLite file + real FAISS/BM25 files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from koqa.ingest.chunking import Chunker, RegexTokenizer
 from koqa.ingest.embedders import FakeEmbedder
 from koqa.text.kiwi import KiwiAnalyzer
 from koqa.retriever.base import Retriever
-from koqa.store.documents import DocumentStore
+from koqa.pipeline.corpus import Corpus
 from koqa.types import Document
 
 DOCS = [
@@ -35,8 +35,8 @@ def make_store(tmp_path, analyzer):
 
     def make(embedder=None, max_tokens=24, **kw):
         chunker = Chunker(RegexTokenizer(), max_tokens=max_tokens, analyzer=analyzer, **kw)
-        store = DocumentStore.open(f"sqlite:///{tmp_path}/koqa.db", tmp_path / "indexes",
-                                   embedder or FakeEmbedder(), chunker)
+        store = Corpus.open(f"sqlite:///{tmp_path}/koqa.db", tmp_path / "indexes",
+                            embedder=embedder or FakeEmbedder(), chunker=chunker)
         opened.append(store)
         return store
 
@@ -179,8 +179,8 @@ def test_mismatched_embedder_or_chunker_is_refused(make_store):
 
 def test_store_without_embedder_serves_bm25_and_admin(make_store, tmp_path, analyzer):
     make_store().ingest("default", DOCS)
-    bare = DocumentStore.open(f"sqlite:///{tmp_path}/koqa.db", tmp_path / "indexes", None,
-                              Chunker(RegexTokenizer(), max_tokens=24, analyzer=analyzer))
+    bare = Corpus.open(f"sqlite:///{tmp_path}/koqa.db", tmp_path / "indexes", embedder=None,
+                       chunker=Chunker(RegexTokenizer(), max_tokens=24, analyzer=analyzer))
     try:
         assert bare.retrieve("거북선", mode="bm25")[0].passage.doc_id == "yi"
         with pytest.raises(InvalidInput):

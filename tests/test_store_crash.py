@@ -22,7 +22,7 @@ import pytest
 from koqa.ingest.chunking import Chunker, RegexTokenizer
 from koqa.ingest.embedders import FakeEmbedder
 from koqa.text.kiwi import KiwiAnalyzer
-from koqa.store.documents import DocumentStore
+from koqa.pipeline.corpus import Corpus
 from koqa.types import Document
 
 N_DOCS = 24
@@ -34,7 +34,7 @@ CHILD = textwrap.dedent('''
     sys.path.insert(0, {root!r})
     from tests.test_store_crash import documents, chunker_for_test, SlowEmbedder
     from koqa.store import files, writer as writer_mod
-    from koqa.store.documents import DocumentStore
+    from koqa.pipeline.corpus import Corpus
 
     point, db, index_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     calls = {{"n": 0}}
@@ -68,7 +68,7 @@ CHILD = textwrap.dedent('''
                 die()
         files.os.replace = replace
 
-    store = DocumentStore.open(f"sqlite:///{{db}}", index_dir, SlowEmbedder(), chunker_for_test())
+    store = Corpus.open(f"sqlite:///{{db}}", index_dir, embedder=SlowEmbedder(), chunker=chunker_for_test())
     docs = documents()
     if point == "between_renames":
         store.ingest("default", docs[: len(docs) // 2])
@@ -134,7 +134,7 @@ def run_child(tmp_path: Path, point: str, kill_after_progress: int | None = None
 def assert_whole_or_absent(tmp_path: Path, analyzer) -> int:
     """Reopen like a restarted process; returns how many documents are stored."""
     chunker = chunker_for_test(analyzer)
-    store = DocumentStore.open(f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "idx", FakeEmbedder(), chunker)
+    store = Corpus.open(f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "idx", embedder=FakeEmbedder(), chunker=chunker)
     try:
         sql_findings = [f for f in store.doctor(repair=False).findings if f.area == "sql"]
         assert sql_findings == [], sql_findings  # SQL alone is consistent before any reconcile
@@ -156,8 +156,8 @@ def assert_whole_or_absent(tmp_path: Path, analyzer) -> int:
 
 
 def resume_and_finish(tmp_path: Path, analyzer, already: int) -> None:
-    store = DocumentStore.open(f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "idx", FakeEmbedder(),
-                               chunker_for_test(analyzer))
+    store = Corpus.open(f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "idx", embedder=FakeEmbedder(),
+                        chunker=chunker_for_test(analyzer))
     try:
         report = store.ingest("default", documents())
         assert len(report.skipped) == already and len(report.added) + len(report.updated) == N_DOCS - already

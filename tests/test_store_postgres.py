@@ -17,7 +17,7 @@ import pytest
 
 from koqa.ingest.chunking import Chunker, RegexTokenizer
 from koqa.ingest.embedders import FakeEmbedder
-from koqa.store.documents import DocumentStore
+from koqa.pipeline.corpus import Corpus
 from koqa.types import Document
 
 
@@ -69,7 +69,7 @@ def test_store_on_postgres(postgres_url, tmp_path):
     docs = [Document(id="a", title="세종", text="세종대왕은 훈민정음을 창제하였다. 집현전 학자들이 도왔다."),
             Document(id="b", title="이순신", text="이순신은 임진왜란 때 거북선을 이끌었다.", meta={"tags": ["해군", "조선"]})]
     chunker = Chunker(RegexTokenizer(), max_tokens=16)
-    store = DocumentStore.open(postgres_url, tmp_path / "idx", FakeEmbedder(), chunker)
+    store = Corpus.open(postgres_url, tmp_path / "idx", embedder=FakeEmbedder(), chunker=chunker)
     try:
         assert store.ingest("default", docs).counts["added"] == 2
         assert store.ingest("default", docs).counts["skipped"] == 2
@@ -80,7 +80,7 @@ def test_store_on_postgres(postgres_url, tmp_path):
     finally:
         store.close()
     # a second machine sharing the database rebuilds its own index files from SQL
-    other = DocumentStore.open(postgres_url, tmp_path / "other-idx", FakeEmbedder(), chunker)
+    other = Corpus.open(postgres_url, tmp_path / "other-idx", embedder=FakeEmbedder(), chunker=chunker)
     try:
         assert [h.passage.doc_id for h in other.retrieve("거북선", k=5)] == ["b"]
     finally:

@@ -9,7 +9,7 @@ import pytest
 
 from koqa.ingest.chunking import Chunker
 from koqa.ingest.embedders import E5_PREFIXES, SentenceTransformerEmbedder
-from koqa.store.documents import DocumentStore
+from koqa.pipeline.corpus import Corpus
 from koqa.types import Document
 
 ARTICLES = 2
@@ -38,7 +38,7 @@ def test_real_embedder_retrieves_answer_passages(shared_dir, korquad, tmp_path):
     emb.query_prefix, emb.passage_prefix = E5_PREFIXES
     chunker = Chunker(emb.tokenizer)
     assert chunker.settings["max_tokens"] == 320
-    with DocumentStore.open(f"sqlite:///{tmp_path}/k.db", tmp_path / "idx", emb, chunker) as store:
+    with Corpus.open(f"sqlite:///{tmp_path}/k.db", tmp_path / "idx", embedder=emb, chunker=chunker) as store:
         report = store.ingest("default", docs)
         assert report.counts["added"] == ARTICLES
         found = {"dense": 0, "bm25": 0, "hybrid": 0}

@@ -128,6 +128,6 @@ def _load_reader(settings: Settings):
 
 def _load_store(settings: Settings):
     from koqa.ingest.embedders import load_embedder
-    from koqa.store.documents import DocumentStore
+    from koqa.pipeline.corpus import Corpus
 
-    return DocumentStore.from_settings(settings, load_embedder(settings.embedder, settings=settings))
+    return Corpus.from_settings(settings, embedder=load_embedder(settings.embedder, settings=settings))

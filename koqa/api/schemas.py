@@ -6,11 +6,12 @@ field name is a 422 naming that field rather than a silently ignored option.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from koqa.pipeline.qa import MAX_ANSWERS, MAX_PASSAGES, MAX_QUESTION_CHARS
+from koqa.retriever.base import Mode
 
 
 class _Strict(BaseModel):
@@ -28,7 +29,7 @@ class AskRequest(_Strict):
     collection: str = Field("default", min_length=1, max_length=200)
     top_k_passages: int = Field(20, ge=1, le=MAX_PASSAGES, description="passages retrieved and read")
     top_n_answers: int = Field(5, ge=1, le=MAX_ANSWERS, description="answers returned")
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    mode: Mode = "hybrid"
     threshold: float | None = Field(None, ge=0.0, le=1.0, description="abstain below this confidence (default: server's)")
     return_passages: bool = Field(False, description="include each answer's whole source passage")
     # values are checked by koqa.store.filters (a 400 naming the key), whose messages beat a union's
@@ -44,7 +45,7 @@ class SearchRequest(_Strict):
     query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, examples=["훈민정음 창제"])
     collection: str = Field("default", min_length=1, max_length=200)
     k: int = Field(10, ge=1, le=1000, description="passages returned")
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    mode: Mode = "hybrid"
     filters: dict[str, Any] | None = Field(None, description="as in /ask")
 
     check_blank = field_validator("query", "collection")(_not_blank)

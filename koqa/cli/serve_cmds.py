@@ -31,13 +31,13 @@ def ask(
     """Answer QUESTION from the documents of a collection, with each answer's source."""
     from koqa.pipeline import QAPipeline
     from koqa.pipeline.qa import check_options, check_question
-    from koqa.store.documents import DocumentStore
+    from koqa.pipeline.corpus import Corpus
 
     check_question(question)  # bad input fails before minutes of model loading, not after
     check_options(top_k, top_n, mode, threshold)
     filters = parse_filters(filter_)
     settings = Settings.from_env()
-    with DocumentStore.from_settings(settings) as store:
+    with Corpus.from_settings(settings) as store:
         store.check_query(collection, filters)
     pipeline = QAPipeline.from_settings(settings, depth=_depth(read_first, stop_confidence),
                                         calibration=_calibration(calibration))

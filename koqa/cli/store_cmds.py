@@ -1,4 +1,4 @@
-"""``koqa ingest``, ``search``, ``documents``, ``collections`` and ``doctor``: shells over DocumentStore.
+"""``koqa ingest``, ``search``, ``documents``, ``collections`` and ``doctor``: shells over Corpus.
 
 Settings come from the environment (``KOQA_HOME``, ``KOQA_DATABASE_URL``, ``KOQA_EMBEDDER``);
 ``--db`` and ``--embedder`` override them. Commands that need no embedding (listing,
@@ -39,7 +39,7 @@ def _settings(db: str | None, embedder: str | None) -> Settings:
 
 
 def _store(settings: Settings, *, with_embedder: bool, backend: str | None = None):
-    from koqa.store.documents import DocumentStore
+    from koqa.pipeline.corpus import Corpus
 
     embedder = None
     if with_embedder:
@@ -47,7 +47,7 @@ def _store(settings: Settings, *, with_embedder: bool, backend: str | None = Non
 
         kwargs = {"backend": backend} if backend else {}
         embedder = load_embedder(settings.embedder, settings=settings, **kwargs)
-    return DocumentStore.from_settings(settings, embedder)
+    return Corpus.from_settings(settings, embedder=embedder)
 
 
 @app.command()

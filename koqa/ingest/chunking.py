@@ -25,7 +25,7 @@ from typing import Any, Protocol, Sequence
 
 from koqa.errors import InvalidInput
 from koqa.text.kiwi import KiwiAnalyzer, Sentence
-from koqa.types import Document
+from koqa.types import Chunk, Document
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 
@@ -74,18 +74,6 @@ class HFTokenizer:
     def spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         encs = self._tok.encode_batch(list(texts), add_special_tokens=False)
         return [[tuple(o) for o in e.offsets if o[1] > o[0]] for e in encs]
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A passage before it is stored: ``document.text[start:end] == text``."""
-
-    index: int
-    start: int
-    end: int
-    text: str
-    terms: tuple[str, ...]
-    n_tokens: int
 
 
 @dataclass(frozen=True)

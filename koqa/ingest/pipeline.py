@@ -22,9 +22,9 @@ from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from koqa.ingest.chunking import Chunk, Chunker
+from koqa.ingest.chunking import Chunker
 from koqa.ingest.loaders import LoadError, content_id, normalize_text
-from koqa.types import Document
+from koqa.types import Chunk, Document, Prepared
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,6 @@ class IngestReport:
         """Seconds spent outside the embedder (chunking, SQL, FAISS, BM25, files)."""
         t = self.timings
         return t.get("total", 0.0) - t.get("embed", 0.0) - t.get("load", 0.0)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A document ready to commit: its chunks, their vectors, and whether it replaces one."""
-
-    document: Document
-    content_hash: str
-    chunks: list[Chunk]
-    vectors: np.ndarray
-    replaces: bool
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Deterministic stand-ins for the reader and retriever, for fast tests and examples.
 
 They implement the same protocols as :class:`koqa.reader.QAReader` and
-:class:`koqa.store.documents.DocumentStore` without any model.
+:class:`koqa.pipeline.corpus.Corpus` without any model.
 
 >>> r = FakeReader({"수도는?": "서울"})
 >>> [s.text for s in r.read("수도는?", ["대한민국의 수도는 서울이다.", "부산은 항구다."], top_k=2)]

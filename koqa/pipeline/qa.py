@@ -17,7 +17,6 @@ low-confidence candidates follow it. :meth:`QAPipeline.run` returns the same as 
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -28,10 +27,9 @@ from koqa.pipeline.calibration import Calibration, features
 from koqa.pipeline.depth import ReadingDepth, merge_stages
 from koqa.reader.base import Reader, Span
 from koqa.reader.spans import MAX_ANSWER_LEN
-from koqa.retriever.base import Retriever
+from koqa.retriever.base import Retriever, check_mode
 from koqa.types import Answer, Hit
 
-MODES = ("hybrid", "dense", "bm25")
 MAX_PASSAGES = 100
 MAX_ANSWERS = 50
 MAX_QUESTION_CHARS = 1000
@@ -69,7 +67,7 @@ class QAPipeline:
     """Retriever + reader + calibration; a plain class over injected parts.
 
     ``retriever`` needs ``retrieve(query, k, *, collection, mode) -> list[Hit]``
-    (e.g. :class:`koqa.store.documents.DocumentStore`); ``reader`` needs
+    (e.g. :class:`koqa.pipeline.corpus.Corpus`); ``reader`` needs
     ``read_batch(questions, contexts, top_k, *, max_answer_len)`` (e.g.
     :class:`koqa.reader.QAReader`).
     """
@@ -88,9 +86,9 @@ class QAPipeline:
         """Load the store and reader named in ``settings`` (models load here, once)."""
         from koqa.ingest.embedders import load_embedder
         from koqa.reader import QAReader
-        from koqa.store.documents import DocumentStore
+        from koqa.pipeline.corpus import Corpus
 
-        store = DocumentStore.from_settings(settings, load_embedder(settings.embedder, settings=settings))
+        store = Corpus.from_settings(settings, embedder=load_embedder(settings.embedder, settings=settings))
         return cls(store, QAReader.from_pretrained(settings.reader, backend=settings.reader_backend, settings=settings), **kwargs)
 
     # ------------------------------------------------------------------ public API
@@ -142,11 +140,7 @@ class QAPipeline:
     def retrieve(self, question: str, collection: str, k: int, mode: str = "hybrid",
                  filters: Mapping | None = None) -> list[Hit]:
         question = check_question(question)
-        if not filters:  # a retriever without filters still plugs in
-            return list(self.retriever.retrieve(question, k, collection=collection, mode=mode))
-        if "filters" not in inspect.signature(self.retriever.retrieve).parameters:
-            raise InvalidInput("filters", filters, f"{type(self.retriever).__name__} does not support filters")
-        return list(self.retriever.retrieve(question, k, collection=collection, mode=mode, filters=filters))
+        return list(self.retriever.retrieve(question, k, collection=collection, mode=mode, filters=filters or None))
 
     def read(self, questions: Sequence[str], all_hits: Sequence[Sequence[Hit]], top_n_answers: int) -> list[list[Span]]:
         """Spans of every question over its hits (in stages when ``depth`` is set)."""
@@ -228,8 +222,7 @@ def check_options(top_k_passages: int, top_n_answers: int, mode: str, threshold:
         raise InvalidInput("top_k_passages", top_k_passages, f"must be an integer in 1..{MAX_PASSAGES}")
     if not _is_int(top_n_answers) or not 1 <= top_n_answers <= MAX_ANSWERS:
         raise InvalidInput("top_n_answers", top_n_answers, f"must be an integer in 1..{MAX_ANSWERS}")
-    if mode not in MODES:
-        raise InvalidInput("mode", mode, f"must be one of {', '.join(MODES)}")
+    check_mode(mode)
     if threshold is not None:
         _check_threshold(threshold)
 

@@ -1,18 +1,26 @@
 """Retrieval contracts.
 
 An :class:`Embedder` may also carry a ``tokenizer`` attribute (a
-:class:`koqa.ingest.chunking.Tokenizer`); the document store then sizes passages with it.
+:class:`koqa.ingest.chunking.Tokenizer`); the indexer then sizes passages with it.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Literal, Mapping, Protocol, Sequence, get_args, runtime_checkable
 
 import numpy as np
 
+from koqa.errors import InvalidInput
 from koqa.types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[str, ...] = get_args(Mode)  # the one declaration of the retrieval modes
+
+
+def check_mode(mode: object) -> str:
+    if mode not in MODES:
+        raise InvalidInput("mode", mode, f"must be one of {', '.join(MODES)}")
+    return mode
 
 
 @runtime_checkable

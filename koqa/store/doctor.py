@@ -52,7 +52,7 @@ class DoctorReport:
 def run_doctor(store, *, repair: bool = True, collection: str | None = None) -> DoctorReport:
     findings: list[Finding] = []
     checked: dict[str, dict[str, int]] = {}
-    with store._lock, store._session() as s:
+    with store.lock, store.session() as s:
         rows = [sql.get_collection(s, collection)] if collection else sql.list_collections(s)
         for coll in rows:
             found = _check_sql(s, coll, repair) + _check_indexes(store, s, coll, repair)

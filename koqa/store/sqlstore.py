@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from koqa.errors import InvalidInput, NotFound
-from koqa.ingest.pipeline import Prepared
+from koqa.types import Prepared
 from koqa.store.filters import matches, unknown_keys
 from koqa.store.schema import CollectionRow, DocumentRow, IndexMetaRow, PassageRow
 

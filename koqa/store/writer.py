@@ -12,7 +12,7 @@ from typing import Sequence
 
 from sqlalchemy.orm import Session
 
-from koqa.ingest.pipeline import Prepared
+from koqa.types import Prepared
 from koqa.store import sqlstore as sql
 from koqa.store.cache import IndexCache
 from koqa.store.schema import CollectionRow, IndexMetaRow
@@ -43,3 +43,9 @@ class CollectionWriter:
             else:  # another writer interleaved: SQL (with our commit) decides
                 self.cache.reconcile(s, self.coll, idx)
             self.times["index"] += time.perf_counter() - t
+
+    def save(self) -> None:
+        """Write the collection's index files (atomically), once at the end of an ingest."""
+        t = time.perf_counter()
+        self.cache.save(self.coll.id)
+        self.times["save"] += time.perf_counter() - t

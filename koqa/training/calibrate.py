@@ -183,12 +183,12 @@ def corpus_store(settings, embedder_name: str, docs: Sequence[Document], store_d
     import re
 
     from koqa.ingest.embedders import load_embedder
-    from koqa.store.documents import DocumentStore
+    from koqa.pipeline.corpus import Corpus
 
     folder = store_dir or settings.home / "bench" / "open_domain" / re.sub(r"[^\w.-]+", "_", embedder_name)
     folder.mkdir(parents=True, exist_ok=True)
-    store = DocumentStore.open(f"sqlite:///{folder}/koqa.db", folder / "indexes",
-                               load_embedder(embedder_name, settings=settings))
+    store = Corpus.open(f"sqlite:///{folder}/koqa.db", folder / "indexes",
+                         embedder=load_embedder(embedder_name, settings=settings))
     store.create_collection(KORQUAD_COLLECTION, exist_ok=True)
     wanted = {d.id for d in docs}
     for old in store.list_documents(KORQUAD_COLLECTION):
