@@ -142,7 +142,7 @@ def run(args) -> dict:
         "depth": {"read_first": args.read_first, "stop_confidence": args.stop_confidence} if depth else "all",
         "mean_passages_read": round(float(np.mean(asked.passages_read)), 2),
         "reader": args.reader or settings.reader, "backend": args.backend, "embedder": args.embedder or settings.embedder,
-        "calibration": str(args.calibration or "default (koqa/pipeline/calibration.json)"),
+        "calibration": str(args.calibration or "the reader's packaged one (koqa/pipeline/calibrations/)"),
         "exact_match": round(e2e["exact_match"], 2), "f1": round(e2e["f1"], 2),
         "recall": {f"@{k}": round(100 * np.mean([r is not None and r <= k for r in asked.ranks]), 2)
                    for k in RECALL_AT if k <= args.k},

@@ -262,3 +262,37 @@ def test_adaptive_depth_in_the_server(make_app, stop, calls, read):
     with serve_in_thread(make_app(reader, depth=ReadingDepth(first=2, stop_confidence=stop))) as url:
         body = httpx.post(url + "/ask", json={"question": Q, "collection": "history", "top_k_passages": 5}).json()
         assert reader.batches == calls and body["timings"]["passages_read"] == read
+
+
+def test_ask_admits_at_most_max_asks_and_refuses_more_at_once(make_app):
+    gate = threading.Event()
+    reader = FakeReader({Q: "세종대왕"}, gate=gate)
+    with serve_in_thread(make_app(reader, max_asks=2, retry_after_s=2)) as url:
+
+        async def flood():
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                body = {"question": Q, "collection": "history"}
+                held = [asyncio.create_task(client.post("/ask", json=body)) for _ in range(2)]
+                await asyncio.to_thread(wait_for, lambda: sum(reader.batches) >= 1)  # both admitted, reading held
+                t0 = time.perf_counter()
+                refused = await client.post("/ask", json=body)
+                waited = time.perf_counter() - t0
+                gate.set()
+                return refused, waited, await asyncio.gather(*held)
+
+        refused, waited, held = asyncio.run(flood())
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "2"
+        assert "2 questions are being answered" in refused.json()["error"]["message"]
+        assert waited < 2.0  # refused at once, not after queueing
+        assert [r.status_code for r in held] == [200, 200]
+        assert httpx.post(url + "/ask", json={"question": Q, "collection": "history"}).status_code == 200
+
+
+def test_ask_past_its_deadline_answers_503_and_frees_its_slot(make_app):
+    gate = threading.Event()
+    reader = FakeReader({Q: "세종대왕"}, gate=gate)
+    with serve_in_thread(make_app(reader, max_asks=1, ask_deadline_s=0.3)) as url:
+        r = httpx.post(url + "/ask", json={"question": Q, "collection": "history"}, timeout=30)
+        assert r.status_code == 503 and "no answer within 0.3 s" in r.json()["error"]["message"]
+        gate.set()
+        assert httpx.post(url + "/ask", json={"question": Q, "collection": "history"}, timeout=30).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import json
@@ -11,6 +12,7 @@ import pytest
 import koqa
 from koqa.errors import InvalidInput, NotFound
 from koqa.pipeline import Calibration, QAPipeline
+from koqa.pipeline.calibration import FALLBACK
 from koqa.pipeline.answers import highlight, normalize
 from koqa.pipeline.fakes import FakeReader, MemoryRetriever, handset_calibration
 from koqa.types import Hit, Passage
@@ -146,7 +148,7 @@ def test_overlapping_spans_of_one_place_show_once(hits):
 
 
 def test_calibration_file_round_trip_and_validation(tmp_path):
-    default = Calibration.load()
+    default = Calibration.for_reader("koqa:reader-small")
     assert 0.0 <= default.threshold <= 1.0 and default.features
     path = tmp_path / "cal.json"
     default.save(path)
@@ -165,3 +167,29 @@ def test_helpers_and_lazy_export():
     text = "가 " * 100 + "세종대왕" + " 나" * 100
     snippet = highlight(text, 200, 204)
     assert "**세종대왕**" in snippet and snippet.startswith("…") and snippet.endswith("…")
+
+
+def test_aask_answers_as_ask_does(hits):
+    qa = QA(ListRetriever(hits), FakeReader({Q: "세종대왕"}))
+    calls = []
+
+    async def read(questions, contexts, *, top_k, max_answer_len):  # as the API's micro-batcher reads
+        calls.append(len(questions))
+        return qa.reader.read_batch(questions, contexts, top_k, max_answer_len=max_answer_len)
+
+    sync = qa.ask(Q, collection="history")
+    assert asyncio.run(qa.aask(Q, collection="history")) == sync
+    assert asyncio.run(qa.aask(Q, collection="history", read=read)) == sync
+    assert calls == [1]
+
+
+def test_calibration_is_chosen_for_the_reader_in_use(caplog):
+    small = Calibration.for_reader("koqa:reader-small")
+    assert small.reader == "koqa:reader-small"
+    with caplog.at_level("WARNING", logger="koqa.pipeline.calibration"):
+        other = Calibration.for_reader("someone/koelectra-korquad")
+    assert other == FALLBACK and "no calibration was fitted for reader 'someone/koelectra-korquad'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="koqa.pipeline.calibration"):
+        qa = QAPipeline(MemoryRetriever({"c": []}), FakeReader(), calibration=small)
+    assert qa.calibration is small and "fitted for reader 'koqa:reader-small' is used with reader 'fake-reader'" in caplog.text

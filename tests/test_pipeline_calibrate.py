@@ -54,7 +54,7 @@ def test_collect_labels_candidates_with_the_official_f1():
     assert [q.doc_id for q in questions] == ["korquad-000", "korquad-000"]
     retriever = MemoryRetriever({"kq": [(d.id, d.title, d.text) for d in docs]})
     reader = FakeReader({"훈민정음을 만든 왕은?": "세종대왕", "창제한 해는?": "훈민정음을"})
-    examples = collect(QAPipeline(retriever, reader), questions, "kq")
+    examples = collect(QAPipeline(retriever, reader, depth=None), questions, "kq")
     by_q = {(e.qid, e.rank): e for e in examples}
     assert by_q[("1", 1)].label == 1 and by_q[("2", 1)].label == 0
     assert set(by_q[("1", 1)].features) == set(FEATURES)

@@ -29,6 +29,7 @@ import koqa
 from koqa.api.batcher import MicroBatcher
 from koqa.api.config import ServerConfig
 from koqa.api.errors import ApiKeyGuard, BodyLimit, install_error_handlers
+from koqa.pipeline.parts import load_corpus, load_reader
 from koqa.pipeline.qa import QAPipeline
 from koqa.settings import Settings
 
@@ -46,6 +47,7 @@ class ServerState:
     pipeline: QAPipeline
     batcher: MicroBatcher
     write_lock: threading.Lock
+    asks_in_flight: int = 0  # admitted POST /ask requests (changed only on the event loop)
 
     async def in_store(self, fn: Callable, *args, write: bool = False, **kwargs):
         """Run a blocking store call in a thread. The store serves readers during a write
@@ -70,8 +72,8 @@ def create_app(settings: Settings, *, reader=None, store=None, config: ServerCon
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        live_reader = reader if reader is not None else _load_reader(settings)
-        live_store = store if store is not None else _load_store(settings)
+        live_reader = reader if reader is not None else load_reader(settings)
+        live_store = store if store is not None else load_corpus(settings)
         await asyncio.to_thread(_warm_up, live_store, live_reader if reader is None else None)
         pipeline = QAPipeline(live_store, live_reader, threshold=config.threshold, depth=config.depth,
                               calibration=config.calibration)
@@ -118,16 +120,3 @@ def _warm_up(store, reader) -> None:
         analyzer.terms("준비")
     if reader is not None:
         reader.read("준비되었나?", "준비되었다.")
-
-
-def _load_reader(settings: Settings):
-    from koqa.reader import QAReader
-
-    return QAReader.from_pretrained(settings.reader, backend=settings.reader_backend, settings=settings)
-
-
-def _load_store(settings: Settings):
-    from koqa.ingest.embedders import load_embedder
-    from koqa.pipeline.corpus import Corpus
-
-    return Corpus.from_settings(settings, embedder=load_embedder(settings.embedder, settings=settings))

@@ -34,9 +34,9 @@ class Overloaded(KoqaError):
 
     status_code = 503
 
-    def __init__(self, retry_after: int):
+    def __init__(self, retry_after: int, reason: str = "reader queue is full"):
         self.retry_after = retry_after
-        super().__init__(f"server busy: reader queue is full, retry after {retry_after} s")
+        super().__init__(f"server busy: {reason}, retry after {retry_after} s")
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,13 @@ class MicroBatcher:
             self.stats.rejected += 1
             raise Overloaded(self.retry_after_s)
         return list(await asyncio.gather(*(self.submit(q, c, options) for q, c in items)))
+
+    async def read_batch(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], top_k: int = 1, *,
+                         max_answer_len: int = MAX_ANSWER_LEN) -> list[list[Span]]:
+        """:meth:`koqa.reader.base.Reader.read_batch`, awaited and batched with other requests
+        (``QAPipeline.arun(read=batcher.read_batch)``)."""
+        options = ReadOptions(top_k=top_k, max_answer_len=max_answer_len)
+        return await self.submit_many(list(zip(questions, contexts)), options)
 
     async def _run(self) -> None:
         while True:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict
 
 from fastapi import APIRouter, Depends
 
 from koqa.api.app import ServerState, state
-from koqa.api.batcher import ReadOptions
-from koqa.api.schemas import (AnswerOut, AskRequest, AskResponse, ErrorBody, HitOut, PassageOut, ReaderAnswer,
-                               ReaderRequest, SearchRequest, SearchResponse)
-from koqa.pipeline.depth import merge_stages
-from koqa.pipeline.qa import QAResult, spans_to_read
-from koqa.types import Answer
+from koqa.api.batcher import Overloaded, ReadOptions
+from koqa.api.schemas import (AskRequest, AskResponse, ErrorBody, HitOut, ReaderAnswer, ReaderRequest,
+                               SearchRequest, SearchResponse)
 
 router = APIRouter()
 
@@ -35,24 +33,25 @@ async def health(st: ServerState = Depends(state)) -> dict:
 
 @router.post("/ask", response_model=AskResponse, responses=ERRORS, tags=["qa"])
 async def ask(req: AskRequest, st: ServerState = Depends(state)) -> AskResponse:
-    """Retrieve passages of ``collection``, read them (micro-batched with other requests), rank answers."""
-    pipe = st.pipeline
-    question = req.question.strip()
-    t0 = time.perf_counter()
-    hits = await st.in_store(pipe.retrieve, question, req.collection, req.top_k_passages, req.mode, req.filters)
-    t1 = time.perf_counter()
-    options = ReadOptions(top_k=spans_to_read(req.top_n_answers), max_answer_len=pipe.max_answer_len)
-    texts = [h.passage.text for h in hits]
-    spans, n_read = [], 0
-    for stage, (lo, hi) in enumerate(pipe.stages(len(hits))):  # one stage unless adaptive depth is on
-        if stage and pipe.decisive(question, hits, spans, req.top_n_answers):
-            break
-        new = await st.batcher.submit(question, texts[lo:hi], options)
-        spans, n_read = merge_stages(spans, new, lo, options.top_k), hi
-    t2 = time.perf_counter()
-    result = pipe.assemble(question, hits, spans, req.top_n_answers, threshold=req.threshold,
-                           timings={"retrieve_s": t1 - t0, "read_s": t2 - t1, "passages_read": n_read})
-    return _ask_response(result, req)
+    """Retrieve passages of ``collection``, read them (micro-batched with other requests), rank answers.
+
+    At most ``max_asks`` requests are admitted at a time; more get 503 + ``Retry-After``,
+    as does one still unanswered after ``ask_deadline_s``.
+    """
+    config = st.config
+    if st.asks_in_flight >= config.max_asks:
+        raise Overloaded(config.retry_after_s, f"{config.max_asks} questions are being answered")
+    st.asks_in_flight += 1
+    try:
+        async with asyncio.timeout(config.ask_deadline_s):
+            result = await st.pipeline.arun(req.question, req.collection, req.top_k_passages, req.top_n_answers,
+                                            req.mode, threshold=req.threshold, filters=req.filters,
+                                            read=st.batcher.read_batch)
+    except TimeoutError:
+        raise Overloaded(config.retry_after_s, f"no answer within {config.ask_deadline_s:g} s") from None
+    finally:
+        st.asks_in_flight -= 1
+    return AskResponse(**result.record(req.collection, return_passages=req.return_passages))
 
 
 @router.post("/search", response_model=SearchResponse, responses=ERRORS, tags=["qa"])
@@ -63,27 +62,6 @@ async def search(req: SearchRequest, st: ServerState = Depends(state)) -> Search
     timings = {"retrieve_s": time.perf_counter() - t0}
     return SearchResponse(query=req.query, collection=req.collection,
                           hits=[HitOut(**h.record(r)) for r, h in enumerate(hits, 1)], timings=timings)
-
-
-def _ask_response(result: QAResult, req: AskRequest) -> AskResponse:
-    passages = {h.passage.id: h.passage for h in result.hits}
-    answers = []
-    for a in result.answers:
-        out = AnswerOut(**_answer_fields(a))
-        p = passages.get(a.passage_id)
-        if req.return_passages and p is not None:
-            out.passage = PassageOut(id=p.id, text=p.text, start=p.start,
-                                     answer_start=a.start - p.start, answer_end=a.end - p.start)
-        answers.append(out)
-    return AskResponse(question=result.question, collection=req.collection, no_answer=result.no_answer,
-                       no_answer_score=result.no_answer_score, threshold=result.threshold, answers=answers,
-                       timings=dict(result.timings))
-
-
-def _answer_fields(a: Answer) -> dict:
-    fields = asdict(a)
-    fields["sources"] = [dict(s) for s in a.sources]
-    return fields
 
 
 @router.post("/models/reader", responses=ERRORS, tags=["qa"],

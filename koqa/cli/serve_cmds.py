@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import List, Optional
 
@@ -31,23 +30,19 @@ def ask(
     """Answer QUESTION from the documents of a collection, with each answer's source."""
     from koqa.pipeline import QAPipeline
     from koqa.pipeline.qa import check_options, check_question
-    from koqa.pipeline.corpus import Corpus
+    from koqa.pipeline.parts import load_corpus
 
     check_question(question)  # bad input fails before minutes of model loading, not after
     check_options(top_k, top_n, mode, threshold)
     filters = parse_filters(filter_)
     settings = Settings.from_env()
-    with Corpus.from_settings(settings) as store:
+    with load_corpus(settings, with_embedder=False) as store:
         store.check_query(collection, filters)
     pipeline = QAPipeline.from_settings(settings, depth=_depth(read_first, stop_confidence),
                                         calibration=_calibration(calibration))
     result = pipeline.run(question, collection, top_k, top_n, mode, threshold=threshold, filters=filters)
     if as_json:
-        typer.echo(json.dumps({
-            "question": result.question, "collection": collection, "no_answer": result.no_answer,
-            "no_answer_score": result.no_answer_score, "threshold": result.threshold,
-            "answers": [asdict(a) for a in result.answers], "timings": dict(result.timings),
-        }, ensure_ascii=False, indent=2, default=list))
+        typer.echo(json.dumps(result.record(collection), ensure_ascii=False, indent=2))
         return
     typer.echo(f"Q: {result.question}")
     if not result.answers:

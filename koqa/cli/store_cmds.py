@@ -39,15 +39,9 @@ def _settings(db: str | None, embedder: str | None) -> Settings:
 
 
 def _store(settings: Settings, *, with_embedder: bool, backend: str | None = None):
-    from koqa.pipeline.corpus import Corpus
+    from koqa.pipeline.parts import load_corpus
 
-    embedder = None
-    if with_embedder:
-        from koqa.ingest.embedders import load_embedder
-
-        kwargs = {"backend": backend} if backend else {}
-        embedder = load_embedder(settings.embedder, settings=settings, **kwargs)
-    return Corpus.from_settings(settings, embedder=embedder)
+    return load_corpus(settings, with_embedder=with_embedder, embedder_backend=backend)
 
 
 @app.command()

@@ -3,8 +3,14 @@
 ``confidence = sigmoid(bias + Σ weight_f · feature_f)`` estimates the probability
 that the answer is correct (official character F1 ≥ ``label_min_f1`` against the
 gold answer). The weights are fitted by :mod:`koqa.training.calibrate` on
-KorQuAD-dev train-split questions and stored in ``calibration.json`` beside this
-module; that file also holds the default abstain ``threshold``.
+KorQuAD-dev train-split questions for ONE reader, whose spans they score, and stored
+as ``calibrations/<reader>.json`` beside this module (``koqa:reader-small`` →
+``koqa-reader-small.json``); that file also holds the default abstain ``threshold``.
+:meth:`Calibration.for_reader` picks the file of the reader in use. A reader without
+one (another built-in, a Hugging Face checkpoint) gets :data:`FALLBACK`, a
+reader-probability-only logistic curve (``sigmoid(4·reader_prob − 2)``, same threshold),
+with a logged warning: its confidences rank answers but are not calibrated probabilities,
+so fit one with ``python -m koqa.training.calibrate --reader NAME``.
 
 Features of one candidate answer (see :func:`features`):
 
@@ -29,7 +35,9 @@ n_passages_log log of the number of distinct places the answer was read
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -39,7 +47,13 @@ from koqa.pipeline.answers import Candidate
 from koqa.types import Hit
 
 FEATURES = ("reader_score", "reader_prob", "reader_logprob", "margin", "dense", "bm25_rel", "rank_log", "n_passages_log")
-DEFAULT_PATH = Path(__file__).with_name("calibration.json")
+PACKAGED = Path(__file__).with_name("calibrations")
+log = logging.getLogger(__name__)
+
+
+def packaged_path(reader: str) -> Path:
+    """Where the packaged calibration of ``reader`` lives (whether or not it exists)."""
+    return PACKAGED / f"{re.sub(r'[^0-9A-Za-z_.]+', '-', reader).strip('-')}.json"
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,24 @@ class Calibration:
         return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_PATH) -> "Calibration":
+    def for_reader(cls, reader: str) -> "Calibration":
+        """The packaged calibration fitted for ``reader``, else :data:`FALLBACK` with a warning."""
+        path = packaged_path(reader)
+        if path.is_file():
+            return cls.load(path)
+        log.warning("no calibration was fitted for reader %r: answer confidences use the uncalibrated "
+                    "reader-probability fallback (fit one with python -m koqa.training.calibrate --reader %s)",
+                    reader, reader)
+        return FALLBACK
+
+    def check_reader(self, reader: str) -> None:
+        """Warn when this calibration was fitted for another reader than ``reader``."""
+        if self.reader and self.reader != reader:
+            log.warning("calibration fitted for reader %r is used with reader %r: its confidences may be "
+                        "off; fit one for this reader", self.reader, reader)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Calibration":
         path = Path(path)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
@@ -105,6 +136,10 @@ class Calibration:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+FALLBACK = Calibration(features=("reader_prob",), weights=(4.0,), bias=-2.0,
+                       fitted_on="not fitted: the fallback for readers without a calibration")
 
 
 def features(cand: Candidate, others: Sequence[Candidate], hits: Sequence[Hit]) -> dict[str, float]:

@@ -17,9 +17,10 @@ low-confidence candidates follow it. :meth:`QAPipeline.run` returns the same as 
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Awaitable, Generator, Mapping, Protocol, Sequence
 
 from koqa.errors import InvalidInput
 from koqa.pipeline import answers as ans
@@ -36,6 +37,23 @@ MAX_QUESTION_CHARS = 1000
 
 
 @dataclass(frozen=True)
+class ReadCall:
+    """One reader call of the reading loop: each question with the passages it reads now."""
+
+    questions: list[str]
+    contexts: list[list[str]]
+    top_k: int
+    max_answer_len: int
+
+
+class AsyncRead(Protocol):
+    """An awaitable ``read_batch`` (the API's micro-batcher is one)."""
+
+    def __call__(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], *, top_k: int,
+                 max_answer_len: int) -> Awaitable[Sequence[Sequence[Span]]]: ...
+
+
+@dataclass(frozen=True)
 class QAResult:
     """Everything one question produced; ``answers`` never contains the no-answer entry."""
 
@@ -49,6 +67,22 @@ class QAResult:
     @property
     def no_answer_score(self) -> float:
         return 1.0 - (self.answers[0].score if self.answers else 0.0)
+
+    def record(self, collection: str, *, return_passages: bool = False) -> dict:
+        """The JSON form of the result (``koqa ask --json``, ``POST /ask``); ``return_passages``
+        adds each answer's whole source passage with the answer's offsets in it."""
+        passages = {h.passage.id: h.passage for h in self.hits}
+        answers = []
+        for a in self.answers:
+            out = {**asdict(a), "sources": [dict(src) for src in a.sources]}
+            p = passages.get(a.passage_id)
+            if return_passages and p is not None:
+                out["passage"] = {"id": p.id, "text": p.text, "start": p.start,
+                                  "answer_start": a.start - p.start, "answer_end": a.end - p.start}
+            answers.append(out)
+        return {"question": self.question, "collection": collection, "no_answer": self.no_answer,
+                "no_answer_score": self.no_answer_score, "threshold": self.threshold, "answers": answers,
+                "timings": dict(self.timings)}
 
     def as_list(self) -> list[Answer]:
         """The ``ask`` view: a leading no-answer entry when the pipeline abstains."""
@@ -76,7 +110,12 @@ class QAPipeline:
                  threshold: float | None = None, max_answer_len: int = MAX_ANSWER_LEN,
                  depth: ReadingDepth | None = ReadingDepth()):
         self.retriever, self.reader = retriever, reader
-        self.calibration = calibration or Calibration.load()
+        reader_name = getattr(reader, "name", type(reader).__name__)
+        if calibration is None:
+            calibration = Calibration.for_reader(reader_name)
+        else:
+            calibration.check_reader(reader_name)
+        self.calibration = calibration
         self.threshold = self.calibration.threshold if threshold is None else _check_threshold(threshold)
         self.max_answer_len = max_answer_len
         self.depth = depth  # adaptive by default; None: read all retrieved passages in one call
@@ -84,12 +123,9 @@ class QAPipeline:
     @classmethod
     def from_settings(cls, settings, **kwargs) -> "QAPipeline":
         """Load the store and reader named in ``settings`` (models load here, once)."""
-        from koqa.ingest.embedders import load_embedder
-        from koqa.reader import QAReader
-        from koqa.pipeline.corpus import Corpus
+        from koqa.pipeline.parts import load_corpus, load_reader
 
-        store = Corpus.from_settings(settings, embedder=load_embedder(settings.embedder, settings=settings))
-        return cls(store, QAReader.from_pretrained(settings.reader, backend=settings.reader_backend, settings=settings), **kwargs)
+        return cls(load_corpus(settings), load_reader(settings), **kwargs)
 
     # ------------------------------------------------------------------ public API
 
@@ -126,14 +162,49 @@ class QAPipeline:
         t0 = time.perf_counter()
         all_hits = [self.retrieve(q, collection, top_k_passages, mode, filters) for q in questions]
         t1 = time.perf_counter()
-        stages_before = dict(getattr(self.reader, "seconds", {}))  # QAReader: tokenize/forward/decode
-        spans, n_read = self._read_stages(questions, all_hits, top_n_answers)
+        spans, n_read = self._read_sync(questions, all_hits, top_n_answers)
         t2 = time.perf_counter()
         n = max(1, len(questions))
         timings = {"retrieve_s": (t1 - t0) / n, "read_s": (t2 - t1) / n}
-        timings |= {f"read_{k}_s": (v - stages_before[k]) / n for k, v in getattr(self.reader, "seconds", {}).items()}
-        return [self.assemble(q, h, s, top_n_answers, threshold=threshold, timings={**timings, "passages_read": r})
+        return [self._assemble(q, h, s, top_n_answers, threshold, {**timings, "passages_read": r})
                 for q, h, s, r in zip(questions, all_hits, spans, n_read)]
+
+    async def aask(self, question: str, collection: str = "default", top_k_passages: int = 20,
+                   top_n_answers: int = 5, mode: str = "hybrid", *, threshold: float | None = None,
+                   filters: Mapping | None = None, read: AsyncRead | None = None) -> list[Answer]:
+        """``ask`` for an event loop; see :meth:`arun`."""
+        result = await self.arun(question, collection, top_k_passages, top_n_answers, mode, threshold=threshold,
+                                 filters=filters, read=read)
+        return result.as_list()
+
+    async def arun(self, question: str, collection: str = "default", top_k_passages: int = 20,
+                   top_n_answers: int = 5, mode: str = "hybrid", *, threshold: float | None = None,
+                   filters: Mapping | None = None, read: AsyncRead | None = None) -> QAResult:
+        """``run`` for an event loop: retrieval runs in a worker thread and each reader call is awaited.
+
+        ``read`` (e.g. :meth:`koqa.api.batcher.MicroBatcher.read_batch`, which batches the
+        passages of concurrent requests together) replaces the reader's own ``read_batch``
+        run in a thread; the reading loop is the same as ``run``'s.
+        """
+        question = check_question(question)
+        check_options(top_k_passages, top_n_answers, mode, threshold)
+        t0 = time.perf_counter()
+        hits = await asyncio.to_thread(self.retrieve, question, collection, top_k_passages, mode, filters)
+        t1 = time.perf_counter()
+        reading = self._reading([question], [hits], top_n_answers)
+        try:
+            call = next(reading)
+            while True:
+                if read is None:
+                    out = await asyncio.to_thread(self._read_now, call)
+                else:
+                    out = await read(call.questions, call.contexts, top_k=call.top_k, max_answer_len=call.max_answer_len)
+                call = reading.send(out)
+        except StopIteration as done:
+            (spans,), (n_read,) = done.value
+        t2 = time.perf_counter()
+        timings = {"retrieve_s": t1 - t0, "read_s": t2 - t1, "passages_read": n_read}
+        return self._assemble(question, hits, spans, top_n_answers, threshold, timings)
 
     # ------------------------------------------------------------------ the steps
 
@@ -142,42 +213,53 @@ class QAPipeline:
         question = check_question(question)
         return list(self.retriever.retrieve(question, k, collection=collection, mode=mode, filters=filters or None))
 
-    def read(self, questions: Sequence[str], all_hits: Sequence[Sequence[Hit]], top_n_answers: int) -> list[list[Span]]:
-        """Spans of every question over its hits (in stages when ``depth`` is set)."""
-        return self._read_stages(questions, all_hits, top_n_answers)[0]
+    def read(self, questions: Sequence[str], all_hits: Sequence[Sequence[Hit]], top_n_answers: int = 5
+             ) -> list[list[Span]]:
+        """The reader's spans of every question over its hits, read as ``run`` reads them."""
+        return self._read_sync(list(questions), all_hits, top_n_answers)[0]
 
-    def _read_stages(self, questions, all_hits, top_n_answers) -> tuple[list[list[Span]], list[int]]:
-        """One reader call per stage for all questions still undecided; questions without hits get no spans."""
+    def _read_sync(self, questions, all_hits, top_n_answers) -> tuple[list[list[Span]], list[int]]:
+        reading = self._reading(questions, all_hits, top_n_answers)
+        try:
+            call = next(reading)
+            while True:
+                call = reading.send(self._read_now(call))
+        except StopIteration as done:
+            return done.value
+
+    def _read_now(self, call: ReadCall) -> list[list[Span]]:
+        return self.reader.read_batch(call.questions, call.contexts, call.top_k, max_answer_len=call.max_answer_len)
+
+    def _reading(self, questions: Sequence[str], all_hits: Sequence[Sequence[Hit]], top_n_answers: int
+                 ) -> Generator[ReadCall, Sequence[Sequence[Span]], tuple[list[list[Span]], list[int]]]:
+        """The reading loop, shared by the sync and async paths: it yields one :class:`ReadCall`
+        per stage for every question still undecided, is sent the reader's spans back, and
+        returns each question's merged spans and how many passages it read."""
+        top_k = spans_to_read(top_n_answers)
         spans: list[list[Span]] = [[] for _ in questions]
         n_read = [0] * len(questions)
-        plans = [self.stages(len(h)) for h in all_hits]
+        plans = [self._stages(len(h)) for h in all_hits]
         for stage in range(max((len(p) for p in plans), default=0)):
             jobs = [i for i, p in enumerate(plans) if stage < len(p)
-                    and not (stage and self.decisive(questions[i], all_hits[i], spans[i], top_n_answers))]
+                    and not (stage and self._decisive(all_hits[i], spans[i]))]
             if not jobs:
                 break
             ranges = [plans[i][stage] for i in jobs]
-            out = self.read_once([questions[i] for i in jobs],
+            out = yield ReadCall([questions[i] for i in jobs],
                                  [[h.passage.text for h in all_hits[i][lo:hi]] for i, (lo, hi) in zip(jobs, ranges)],
-                                 top_n_answers)
+                                 top_k, self.max_answer_len)
             for i, (lo, hi), new in zip(jobs, ranges, out):
-                spans[i] = merge_stages(spans[i], new, lo, spans_to_read(top_n_answers))
+                spans[i] = merge_stages(spans[i], list(new), lo, top_k)
                 n_read[i] = hi
         return spans, n_read
 
-    def read_once(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], top_n_answers: int) -> list[list[Span]]:
-        """ONE reader call for every (question, passage) pair given."""
-        return [list(s) for s in self.reader.read_batch(list(questions), [list(c) for c in contexts],
-                                                         top_k=spans_to_read(top_n_answers),
-                                                         max_answer_len=self.max_answer_len)]
-
-    def stages(self, n_hits: int) -> list[tuple[int, int]]:
+    def _stages(self, n_hits: int) -> list[tuple[int, int]]:
         """The passage ranges read in turn: all at once, or adaptively (see :mod:`koqa.pipeline.depth`)."""
         if n_hits == 0:
             return []
         return self.depth.stages(n_hits) if self.depth else [(0, n_hits)]
 
-    def decisive(self, question: str, hits: Sequence[Hit], spans: Sequence[Span], top_n_answers: int) -> bool:
+    def _decisive(self, hits: Sequence[Hit], spans: Sequence[Span]) -> bool:
         """Whether the answers read so far are confident enough to stop reading."""
         if self.depth is None or not spans:
             return False
@@ -186,8 +268,8 @@ class QAPipeline:
         best = max((model.confidence(features(c, cands, hits)) for c in cands), default=0.0)
         return best >= self.depth.stop_confidence
 
-    def assemble(self, question: str, hits: Sequence[Hit], spans: Sequence[Span], top_n_answers: int = 5, *,
-                 threshold: float | None = None, timings: Mapping[str, float] | None = None) -> QAResult:
+    def _assemble(self, question: str, hits: Sequence[Hit], spans: Sequence[Span], top_n_answers: int,
+                  threshold: float | None, timings: Mapping[str, float]) -> QAResult:
         """Merge, score and rank the reader's spans of one question."""
         threshold = self.threshold if threshold is None else threshold
         cands = ans.candidates(spans, hits)
@@ -195,7 +277,7 @@ class QAPipeline:
         scored.sort(key=lambda sc: -sc[0])
         answers = tuple(_to_answer(score, cand) for score, cand in scored[:top_n_answers])
         best = answers[0].score if answers else 0.0
-        return QAResult(question, answers, tuple(hits), best < threshold, threshold, dict(timings or {}))
+        return QAResult(question, answers, tuple(hits), best < threshold, threshold, dict(timings))
 
 
 def spans_to_read(top_n_answers: int) -> int:

@@ -48,10 +48,19 @@ class Span:
 
 
 class Reader(Protocol):
-    def read(self, question: str, contexts: str | Sequence[str], top_k: int = 1) -> list[Span]:
+    """What the pipeline and the API need of a reader (:class:`koqa.reader.QAReader` has more options).
+
+    ``max_answer_len`` (in tokens; None: the reader's default) bounds every span.
+    """
+
+    name: str
+
+    def read(self, question: str, contexts: str | Sequence[str], top_k: int = 1, *,
+             max_answer_len: int | None = None) -> list[Span]:
         """Top-k spans over all ``contexts`` of one question, best first."""
         ...
 
-    def read_batch(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], top_k: int = 1) -> list[list[Span]]:
+    def read_batch(self, questions: Sequence[str], contexts: Sequence[Sequence[str]], top_k: int = 1, *,
+                   max_answer_len: int | None = None) -> list[list[Span]]:
         """Many questions at once, each with its own contexts, in one batched model pass."""
         ...

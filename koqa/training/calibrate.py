@@ -1,7 +1,7 @@
 """Fit the combined-confidence weights (``calibration.json``) on KorQuAD-dev train-split questions.
 
     python -m koqa.training.calibrate --korquad ../shared/data/korquad/KorQuAD_v1.0_dev.json.gz \\
-        --reader koqa:reader-small --out koqa/pipeline/calibration.json
+        --reader koqa:reader-small  # writes koqa/pipeline/calibrations/koqa-reader-small.json
 
 Procedure: all 140 KorQuAD-dev articles (one document each) go into a fresh store;
 every train-split question (articles 1–100) is asked with the real pipeline
@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from koqa.pipeline import answers as ans
-from koqa.pipeline.calibration import DEFAULT_PATH, FEATURES, Calibration, features
+from koqa.pipeline.calibration import FEATURES, Calibration, features, packaged_path
 from koqa.pipeline.qa import QAPipeline
 from koqa.types import Document
 
@@ -72,7 +72,8 @@ def collect(pipeline: QAPipeline, questions: Sequence[Question], collection: str
     """Ask every question; each of its candidate answers becomes a labelled example.
 
     ``read_first`` > 0 reads only that many of the retrieved passages, as the first
-    pass of adaptive reading depth does (for fitting its stop rule).
+    pass of adaptive reading depth does (for fitting its stop rule). ``pipeline`` should
+    have ``depth=None``, so that the passages given are read in one pass.
     """
     from koqa.training.korquad import f1_score
 
@@ -82,7 +83,7 @@ def collect(pipeline: QAPipeline, questions: Sequence[Question], collection: str
         hits = [pipeline.retrieve(q.text, collection, top_k_passages) for q in chunk]
         chunk, hits = [q for q, h in zip(chunk, hits) if h], [h for h in hits if h]
         read = [h[:read_first] if read_first else h for h in hits]
-        spans = pipeline.read_once([q.text for q in chunk], [[x.passage.text for x in r] for r in read], top_n_answers)
+        spans = pipeline.read([q.text for q in chunk], read, top_n_answers)
         for q, h, s in zip(chunk, hits, spans):
             cands = ans.candidates(s, h)
             feats = [features(c, cands, h) for c in cands]
@@ -165,7 +166,7 @@ def calibrate(examples: Sequence[Example], *, threshold: float = 0.25, min_f1: f
                        label_min_f1=min_f1, fitted_on=fitted_on, reader=reader)
     w, b = fit(train, names, l2=l2)
     held_metrics = metrics(replace(base, weights=w, bias=b), test)
-    default_metrics = metrics(replace(Calibration.load(), threshold=threshold), test)
+    default_metrics = metrics(replace(Calibration.for_reader(reader), threshold=threshold), test)
     w, b = fit(examples, names, l2=l2)
     report = {f"heldout_{k}": round(v, 4) for k, v in held_metrics.items()}
     report |= {f"heldout_default_weights_{k}": round(v, 4) for k, v in default_metrics.items()
@@ -228,7 +229,7 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
                          "trained on, so the fit sees the reader as it behaves on new questions")
     ap.add_argument("--store-dir", type=Path, default=None, help="cached corpus store (default: under KOQA_HOME)")
     ap.add_argument("--examples-out", type=Path, default=None, help="also write the labelled examples (JSON)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
+    ap.add_argument("--out", type=Path, default=None, help="default: the packaged calibration of --reader")
     return ap.parse_args(list(argv) if argv is not None else None)
 
 
@@ -257,7 +258,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     reader = QAReader.from_pretrained(args.reader or settings.reader, settings=settings)
     store = corpus_store(settings, args.embedder or settings.embedder, docs, args.store_dir)
     try:
-        pipe = QAPipeline(store, reader)
+        pipe = QAPipeline(store, reader, depth=None)
         show = lambda d, n: print(f"\r{d}/{n} questions", end="", flush=True)  # noqa: E731
         examples = collect(pipe, questions, KORQUAD_COLLECTION, top_k_passages=args.top_k, min_f1=args.min_f1,
                            progress=show)
@@ -276,6 +277,7 @@ def main(argv: Iterable[str] | None = None) -> None:
                          fitted_on=f"{cal.fitted_on}, reading only the first {args.read_first} passages")
         cal = replace(cal, first_pass=stop, read_first=args.read_first)
         print("first-pass model:", {k: v for k, v in stop.metrics.items() if "default" not in k})
+    args.out = args.out or packaged_path(cal.reader)
     cal.save(args.out)
     for k, v in cal.metrics.items():
         print(f"{k:45s} {v:.4f}")

@@ -1,0 +1,32 @@
+"""The one place that loads the parts named in :class:`koqa.settings.Settings` (models load here).
+
+``QAPipeline.from_settings``, the HTTP server's lifespan and the CLI all call these, so a
+setting means the same everywhere.
+"""
+
+from __future__ import annotations
+
+from koqa.settings import Settings
+
+__all__ = ["load_corpus", "load_reader"]
+
+
+def load_corpus(settings: Settings, *, with_embedder: bool = True, embedder_backend: str | None = None):
+    """The :class:`~koqa.pipeline.corpus.Corpus` of ``settings`` (storage and BM25 only when
+    ``with_embedder`` is False: no model loads)."""
+    from koqa.pipeline.corpus import Corpus
+
+    embedder = None
+    if with_embedder:
+        from koqa.ingest.embedders import load_embedder
+
+        kwargs = {"backend": embedder_backend} if embedder_backend else {}
+        embedder = load_embedder(settings.embedder, settings=settings, **kwargs)
+    return Corpus.from_settings(settings, embedder=embedder)
+
+
+def load_reader(settings: Settings):
+    """The :class:`~koqa.reader.QAReader` of ``settings`` on its configured backend."""
+    from koqa.reader import QAReader
+
+    return QAReader.from_pretrained(settings.reader, backend=settings.reader_backend, settings=settings)
