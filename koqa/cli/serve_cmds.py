@@ -71,6 +71,8 @@ def serve(
     max_batch_size: int = typer.Option(16, help="Most questions in one reader batch."),
     max_wait_ms: float = typer.Option(5.0, help="How long a batch waits for more requests."),
     max_queue: int = typer.Option(64, help="Questions allowed to wait; more get 503 + Retry-After."),
+    max_asks: int = typer.Option(16, help="POST /ask requests answered at a time; more get 503 + Retry-After."),
+    ask_deadline_s: float = typer.Option(30.0, help="POST /ask answers 503 when not done within this many seconds."),
     max_body_mb: float = typer.Option(32.0, help="Largest request body (MB); larger gets 413."),
     threshold: Optional[float] = typer.Option(None, help="Abstain below this confidence (default: calibration's)."),
     read_first: int = typer.Option(5, "--read-first", help="Adaptive depth: read this many passages first (0: all at once)."),
@@ -84,6 +86,7 @@ def serve(
     from koqa.api import ServerConfig, create_app
 
     config = ServerConfig(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
+                          max_asks=max_asks, ask_deadline_s=ask_deadline_s,
                           max_body_bytes=int(max_body_mb * 1024 * 1024), threshold=threshold,
                           depth=_depth(read_first, stop_confidence), calibration=_calibration(calibration))
     settings = Settings.from_env()
