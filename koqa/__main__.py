@@ -1,5 +1,6 @@
 """``python -m koqa``: the same as the ``koqa`` command."""
 
-from koqa.cli import main
+if __name__ == "__main__":
+    from koqa.cli import main
 
-main()
+    main()
