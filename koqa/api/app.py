@@ -115,8 +115,8 @@ def create_app(settings: Settings, *, reader=None, store=None, config: ServerCon
 
 def _warm_up(store, reader) -> None:
     """Pay the lazy loads (Kiwi for BM25 queries, the first forward pass) before the first request."""
-    analyzer = getattr(store, "analyzer", None)
-    if analyzer is not None and hasattr(analyzer, "terms"):
-        analyzer.terms("준비")
+    warm_up = getattr(store, "warm_up", None)  # optional: a Corpus loads Kiwi here
+    if warm_up is not None:
+        warm_up()
     if reader is not None:
         reader.read("준비되었나?", "준비되었다.")

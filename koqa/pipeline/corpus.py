@@ -56,6 +56,10 @@ class Corpus(DocumentStore):
         analyzer = self._chunker.analyzer if self._chunker else None
         return HybridRetriever(self, self.embedder, analyzer, fusion_weights=self._fusion_weights)
 
+    def warm_up(self) -> None:
+        """Pay the lazy loads of a first query (Kiwi for BM25 terms) now."""
+        self.retriever.analyzer.terms("준비")
+
     def ingest(self, collection, documents, **kwargs):
         """See :meth:`Indexer.ingest`."""
         return self.indexer.ingest(collection, documents, **kwargs)
