@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
-from pathlib import Path
 
 
 def _rates(seconds: float, questions: int, windows: int, tokens: int) -> dict:
@@ -76,13 +74,27 @@ def summarise(raw: dict, examples) -> dict:
         if ref and "seconds" in r and "seconds" in ref:  # the smaller reader against the full one, same backend
             r["x_full_reader"] = r["questions_per_s"] / ref["questions_per_s"]
             r["f1_vs_full_reader"] = r["f1"] - ref["f1"]
+        _against_fp32(r, by_name)
     return {"config": raw["config"], "rows": rows, "ceiling_best_tokens_per_s": ceiling_best,
             "pipeline_best_questions_per_s": pipe_best}
 
 
+def _against_fp32(row: dict, by_name: dict) -> None:
+    """Speed-up and F1 change of a koqa row against the same reader on torch-fp32: what ``auto`` weighs."""
+    if not row["name"].startswith("koqa") or "seconds" not in row:
+        return
+    prefix = "koqa fast " if row["name"].startswith("koqa fast ") else "koqa "
+    ref = by_name.get(prefix + "torch-fp32")
+    if ref is None or ref is row or "seconds" not in ref:
+        return
+    row["x_fp32"] = row["questions_per_s"] / ref["questions_per_s"]
+    row["f1_vs_fp32"] = row["f1"] - ref["f1"]
+
+
 def print_table(report: dict) -> None:
     c = report["config"]
-    print(f"\n{c['questions']} questions, {c['device']} {c['dtype']}, max_seq_len {c['max_seq_len']}, stride {c['doc_stride']}")
+    print(f"\n{c['questions']} questions, {c['device']} (ceiling and pipeline in {c['dtype']}), "
+          f"max_seq_len {c['max_seq_len']}, stride {c['doc_stride']}")
     head = f"{'run':34s} {'batch':>5s} {'sec':>7s} {'q/s':>6s} {'win/s':>6s} {'tok/s':>7s} {'%ceil':>6s} {'x pipe':>6s} {'EM':>6s} {'F1':>6s}"
     print(head + "\n" + "-" * len(head))
     for r in report["rows"]:
@@ -103,17 +115,27 @@ def print_table(report: dict) -> None:
                   + (f"; {100 * paired:.1f}% of a bare forward over the same batches, interleaved" if paired else ""))
         if "x_full_reader" in r:
             print(f"{r['name']}: {r['x_full_reader']:.2f}x the full reader's questions/s, F1 {r['f1_vs_full_reader']:+.2f}")
+        if "x_fp32" in r:
+            print(f"{r['name']}: {r['x_fp32']:.2f}x torch-fp32's questions/s, F1 {r['f1_vs_fp32']:+.2f} vs fp32")
+    auto = report.get("meta", {}).get("auto")
+    if auto:
+        print(f"auto picks {auto['backend']} here: {auto['reason']}")
 
 
-def machine_info(command: str) -> dict:
+def machine_info(command: str, device: str = "cpu") -> dict:
+    """Versions, the CPU's model name and flags, and what ``auto`` picks on this machine."""
     import numpy
     import onnxruntime
     import torch
     import transformers
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor()) \
-        if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {"command": command, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu": cpu, "cores": os.cpu_count(),
+    from koqa.reader.backend import CpuFeatures, resolve_backend
+
+    cpu = CpuFeatures.detect()
+    auto = resolve_backend("auto", device=device, cpu=cpu)
+    return {"command": command, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu": cpu.model,
+            "cpu_flags": list(cpu.relevant), "cpu_all_flags": sorted(cpu.flags), "cores": os.cpu_count(),
+            "auto": {"backend": auto.backend, "reason": auto.reason},
             "loadavg_at_end": os.getloadavg(), "torch": torch.__version__, "transformers": transformers.__version__,
             "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}

@@ -11,14 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-_DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
-           "fp16": "float16", "float16": "float16"}
+if __name__ == "__main__":  # a worker process: the koqa of this checkout, not whichever is installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def norm_dtype(name: str) -> str:
-    if name not in _DTYPES:
-        raise SystemExit(f"unknown --dtype {name!r}; use one of {sorted(_DTYPES)}")
-    return _DTYPES[name]
+def torch_dtype(backend: str) -> str:
+    """The weight dtype of a torch backend (the backend is the one precision knob)."""
+    return "bfloat16" if backend == "torch-bf16" else "float32"
 
 
 # ----------------------------------------------------------------------------- model
@@ -38,13 +37,13 @@ def has_qa_head(folder: Path) -> bool:
     return False
 
 
-def model_with_head(name: str, cache: Path) -> str:
+def model_with_head(name: str, cache: Path, settings) -> str:
     """``name`` resolved to a folder; a bare encoder gets one seeded random QA head (cached)."""
     from koqa.models.cache import ensure_built
     from koqa.reader.loading import resolve
     from koqa.reader.onnx_backend import model_fingerprint
 
-    path = Path(resolve(name))
+    path = Path(resolve(name, settings))
     if has_qa_head(path):
         return str(path)
 
@@ -135,6 +134,9 @@ class _TimedRunner:
 def _load_reader(job: dict):
     from koqa.reader import QAReader, ReaderConfig
     from koqa.reader.qa import trimmer_for
+    from koqa.settings import Settings
+
+    settings = Settings.from_env()  # a worker process is an edge: where the ONNX exports are cached
 
     extra = {"batch_size": job["batch_size"]} if job.get("batch_size") else {}
     opts = dict(max_seq_len=job["max_seq_len"], doc_stride=job["doc_stride"], trim_particles=job.get("trim_particles", True),
@@ -143,10 +145,11 @@ def _load_reader(job: dict):
         from koqa.reader.loading import load_tokenizer
         from koqa.reader.onnx_backend import OnnxRunner
 
-        runner = OnnxRunner.load(Path(job["model"]), quantized=job["backend"] == "onnx-int8", threads=job["threads"])
+        runner = OnnxRunner.load(Path(job["model"]), quantized=job["backend"] == "onnx-int8", threads=job["threads"],
+                                 settings=settings)
         config = ReaderConfig(**opts)
         return QAReader(load_tokenizer(job["model"]), runner, config, name=job["model"], trimmer=trimmer_for(config))
-    return QAReader.from_pretrained(job["model"], device=job["device"], dtype=job["dtype"], backend=job["backend"], **opts)
+    return QAReader.from_pretrained(job["model"], device=job["device"], backend=job["backend"], settings=settings, **opts)
 
 
 def _paired_ceiling(reader, job: dict):
@@ -165,18 +168,18 @@ def _paired_ceiling(reader, job: dict):
 def koqa(job: dict) -> dict:
     """koqa's reader end to end (read_batch over all questions), one backend.
 
-    With the torch backend, each timed pass is paired with a bare-forward pass of the
+    With a torch backend, each timed pass is paired with a bare-forward pass of the
     same model over the same batches, interleaved in ABBA order, so the fraction of
     the ceiling is measured under the same machine load.
     """
     from koqa.reader.windows import make_windows
 
-    if job["device"] != "cpu" and job["backend"] != "torch":
+    if job["device"] != "cpu" and not job["backend"].startswith("torch"):
         return {"error": f"backend {job['backend']} runs on CPU only"}
     t0 = time.perf_counter()
     reader = _load_reader(job)
     load = time.perf_counter() - t0
-    paired = _paired_ceiling(reader, job) if job["backend"] == "torch" else None
+    paired = _paired_ceiling(reader, job) if job["backend"].startswith("torch") else None
     reader.runner = timed = _TimedRunner(reader.runner)
     qs, cs = job["questions"], [[c] for c in job["contexts"]]
     reader.read_batch(qs[:2], cs[:2])  # warm-up

@@ -29,11 +29,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout (no install there)
 
+from koqa.settings import Settings  # noqa: E402
+
 CARRY = Path(".carry")
 PACK_XZ = "e5-small-q4.used-rows.bin.xz"
 HITS = "ask_hits.json.gz"
 SHARD_BYTES = 15 << 20
-SHARED = Path(os.environ.get("KOQA_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = Settings.from_env().shared
 DATA = {  # carried name -> source under ../shared (a folder: its SQuAD-layout files merged)
     "squad_train.json.gz": "data/multilingual_qa/squad_v1.1_explorer/squad_v1.1_train.from_explorer_html.json.gz",
     "jaquad_train.json.gz": "data/multilingual_qa/jaquad/train",

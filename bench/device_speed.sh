@@ -23,7 +23,7 @@ $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/peer .whl/
 printf '#!/bin/sh\nPYTHONPATH=/tmp/peer exec %s "$@"\n' "$(command -v "$PY")" > /tmp/peer-python && chmod +x /tmp/peer-python
 for r in reader-small reader-fast; do
   for depth in 0 5; do
-    $PY bench/replay_ask.py run --reader /tmp/koqa-readers/$r --device cuda --dtype bf16 --read-first $depth \
+    $PY bench/replay_ask.py run --reader /tmp/koqa-readers/$r --device cuda --backend torch-bf16 --read-first $depth \
       --out "$OUT/ask-$r-depth$depth.json"
   done
 done

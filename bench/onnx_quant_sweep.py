@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench._speed_workers import model_with_head  # noqa: E402
 from koqa.reader.onnx_backend import FFN_DOWN, FFN_UP, QuantSettings  # noqa: E402
+from koqa.settings import Settings  # noqa: E402
 
 HEAD = "qa_outputs"
 VARIANTS = {
@@ -115,13 +116,14 @@ def main(argv=None) -> None:
     from koqa.reader.onnx_backend import ensure_onnx, make_session, model_fingerprint
 
     args = parse_args(argv)
-    shared = Path(os.environ.get("KOQA_SHARED", HERE.parents[1] / "shared"))
+    settings = Settings.from_env()
+    shared = settings.shared
     examples, _ = read_train_spec(args.data or f"korquad-eval:{shared}/data/korquad/KorQuAD_v1.0_dev.json.gz:400")
     examples = examples[: args.limit] if args.limit else examples
-    model = Path(model_with_head(args.reader, HERE / "results" / "models"))
+    model = Path(model_with_head(args.reader, HERE / "results" / "models", settings))
     tokenizer = load_tokenizer(str(model))
     names = args.variants.split(",")
-    paths = build_variants(ensure_onnx(model), names, HERE / "results" / "onnx-quant" / model_fingerprint(model))
+    paths = build_variants(ensure_onnx(model, settings=settings), names, HERE / "results" / "onnx-quant" / model_fingerprint(model))
     sessions = {k: make_session(p) for k, p in paths.items()}
     rows = {}
     for name, session in sessions.items():

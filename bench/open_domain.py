@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from koqa.settings import READER_BACKENDS
+from koqa.settings import READER_BACKENDS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("KOQA_SHARED", ROOT.parent / "shared"))
+SHARED = Settings.from_env().shared
 RECALL_AT = (1, 5, 10, 20)
 
 
@@ -201,7 +201,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reader", default=None, help="reader name or folder (default: KOQA_READER / koqa:reader-small)")
     ap.add_argument("--embedder", default=None, help="embedder name (default: KOQA_EMBEDDER / koqa:e5-small-ko)")
-    ap.add_argument("--backend", default="torch", choices=READER_BACKENDS, help="reader backend")
+    ap.add_argument("--backend", default="torch-fp32", choices=READER_BACKENDS, help="reader backend")
     ap.add_argument("--korquad", type=Path, default=SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz")
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of N eval-split questions")
     ap.add_argument("--seed", type=int, default=0)

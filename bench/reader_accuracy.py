@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
+from koqa.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("KOQA_SHARED", ROOT.parent / "shared"))
+SHARED = Settings.from_env().shared
 
 
 def main() -> None:
@@ -23,7 +24,7 @@ def main() -> None:
     ap.add_argument("--reader", default="koqa:reader-small")
     ap.add_argument("--data", default=str(SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz"))
     ap.add_argument("--limit", type=int, default=None, help="a seeded sample of N eval-split questions")
-    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--backend", default="torch-fp32")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "reader_accuracy.json"))
     args = ap.parse_args()
 
@@ -33,7 +34,7 @@ def main() -> None:
     from koqa.text.particles import ParticleTrimmer
 
     examples, _ = read_train_spec(f"korquad-eval:{args.data}" + (f":{args.limit}" if args.limit else ""))
-    reader = QAReader.from_pretrained(args.reader, backend=args.backend, trim_particles=False)
+    reader = QAReader.from_pretrained(args.reader, backend=args.backend, settings=Settings.from_env(), trim_particles=False)
     t0 = time.perf_counter()
     spans = predict_spans(reader, examples)
     seconds = round(time.perf_counter() - t0, 1)

@@ -1,6 +1,12 @@
-"""Reader speed: koqa's reader vs the bare-forward ceiling vs transformers' QA pipeline.
+"""Reader speed: koqa's reader backends side by side, vs the bare-forward ceiling and transformers' QA pipeline.
 
-    .venv/bin/python bench/reader_speed.py --reader PATH [--limit 100] [--device cuda --dtype bf16]
+    .venv/bin/python bench/reader_speed.py [--reader NAME] [--backends torch-fp32,torch-bf16,onnx-int8] [--limit N]
+    .venv/bin/python bench/reader_speed.py --device cuda --backends torch-fp32,torch-bf16
+
+The proof of ``KOQA_READER_BACKEND=auto`` on a machine: the default runs fp32, bf16 and
+onnx-int8 on 400 eval-split questions, prints each backend's speed-up and F1 against
+torch-fp32 (``auto`` may only pick one within 0.3 F1) and records the CPU's model name and
+flags and what ``auto`` picks there in the JSON.
 
 On one model and one set of inputs (default: the 400 seeded eval-split KorQuAD
 questions, max_seq_len 384, stride 128) it times
@@ -13,6 +19,8 @@ questions, max_seq_len 384, stride 128) it times
     sorted by length and padded per batch, at each batch size (inputs pre-built);
 (c) koqa's ``QAReader.read_batch`` end to end (tokenise, window, forward, decode)
     with each ``--backends`` entry, at the reader's configured batch size.
+
+(a) and (b) run in the precision of the first torch backend listed.
 
 Every measurement runs in a fresh subprocess (thread pools of torch and ONNX
 Runtime would otherwise fight over the cores) and takes the best of ``--repeats``.
@@ -42,6 +50,8 @@ sys.path.insert(0, str(HERE.parent))  # run as a script from a checkout
 
 from bench import _speed_report as report_lib  # noqa: E402
 from bench import _speed_workers as workers  # noqa: E402
+from koqa.errors import KoqaError  # noqa: E402
+from koqa.settings import READER_BACKENDS, Settings, reader_backend_name  # noqa: E402
 
 DEFAULT_DATA = "korquad-eval:{shared}/data/korquad/KorQuAD_v1.0_dev.json.gz:400"
 PEER_VENV = HERE / ".peer" / ".venv"
@@ -57,11 +67,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--batch-sizes", default=None, help="comma list for pipeline and ceiling (default cpu 1,4,16,32; cuda 8,32,128)")
     p.add_argument("--reader-batch-size", type=int, default=None, help="koqa reader batch size (default: its config)")
-    p.add_argument("--backends", default=None, help="comma list of torch,onnx,onnx-int8 (default: all on cpu, torch on cuda)")
+    p.add_argument("--backends", default=None, help="comma list of " + ",".join(READER_BACKENDS) + " (default: "
+                   "torch-fp32,torch-bf16,onnx-int8 on cpu, torch-fp32,torch-bf16 on cuda; auto: what auto picks here)")
     p.add_argument("--fast-reader", default=None,
                    help="also time this smaller reader (e.g. koqa:reader-fast) with each backend: speed-up and F1 vs --reader")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--dtype", default=None, help="float32 / bf16 / fp16 (default float32 on cpu, bf16 on cuda)")
     p.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default: their own)")
     p.add_argument("--repeats", type=int, default=2, help="timed passes per measurement; the best counts")
     p.add_argument("--skip-pipeline", action="store_true", help="do not run the transformers pipeline peer")
@@ -120,12 +130,33 @@ def run_subprocess(cmd: list[str], job: dict, label: str) -> dict:
         return json.loads(out_file.read_text(encoding="utf-8"))
 
 
+def backends_to_run(spec: str | None, device: str) -> list[str]:
+    """The concrete backends of ``--backends`` in order, without repeats ("auto" → its pick here).
+
+    >>> backends_to_run("torch,torch-fp32,onnx-int8", "cpu")
+    ['torch-fp32', 'onnx-int8']
+    """
+    from koqa.reader.backend import resolve_backend
+
+    spec = spec or ("torch-fp32,torch-bf16,onnx-int8" if device == "cpu" else "torch-fp32,torch-bf16")
+    out: list[str] = []
+    for name in spec.split(","):
+        try:
+            backend = resolve_backend(name.strip(), device=device).backend if name.strip() == "auto" else \
+                reader_backend_name(name.strip(), "--backends")
+        except KoqaError as exc:
+            raise SystemExit(str(exc)) from None
+        if backend not in out:
+            out.append(backend)
+    return out
+
+
 def collect(args, model: str, examples, fast: str | None = None) -> dict:
     """All measurements for one configuration, as raw results."""
     device = args.device
-    dtype = workers.norm_dtype(args.dtype or ("float32" if device == "cpu" else "bfloat16"))
     sizes = [int(b) for b in (args.batch_sizes or ("1,4,16,32" if device == "cpu" else "8,32,128")).split(",")]
-    backends = (args.backends or ("torch,onnx,onnx-int8" if device == "cpu" else "torch")).split(",")
+    backends = backends_to_run(args.backends, device)
+    dtype = workers.torch_dtype(next((b for b in backends if b.startswith("torch")), "torch-fp32"))
     base = {"model": model, "questions": [e.question for e in examples], "contexts": [e.context for e in examples],
             "max_seq_len": args.max_seq_len, "doc_stride": args.stride, "device": device, "dtype": dtype,
             "repeats": args.repeats, "threads": args.threads, "trim_particles": args.trim}
@@ -152,7 +183,7 @@ def _model_with_head(name: str, option: str) -> str:
     from koqa.errors import KoqaError
 
     try:
-        return workers.model_with_head(name, HERE / "results" / "models")
+        return workers.model_with_head(name, HERE / "results" / "models", Settings.from_env())
     except KoqaError as exc:
         raise SystemExit(f"cannot use {option} {name!r}: {exc}") from None
 
@@ -161,18 +192,18 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     from koqa.training.korquad import read_train_spec
 
-    shared = Path(os.environ.get("KOQA_SHARED", HERE.parents[1] / "shared"))
+    shared = Settings.from_env().shared
     examples, _ = read_train_spec(args.data or DEFAULT_DATA.format(shared=shared))
     examples = examples[: args.limit] if args.limit else examples
     model = _model_with_head(args.reader, "--reader")
     fast = _model_with_head(args.fast_reader, "--fast-reader") if args.fast_reader else None
     raw = collect(args, model, examples, fast)
     report = report_lib.summarise(raw, examples)
+    report["meta"] = report_lib.machine_info(" ".join(sys.argv), args.device)
     report_lib.print_table(report)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"reader_speed-{args.device}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    report["meta"] = report_lib.machine_info(" ".join(sys.argv))
     path.write_text(json.dumps({**report, "raw": raw}, indent=1, ensure_ascii=False), encoding="utf-8")
     print(f"\nwrote {path}")
 

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a bare checkout (no install there)
 
 from koqa.pipeline.qa import check_question  # noqa: E402
+from koqa.settings import Settings  # noqa: E402
 from koqa.types import Hit, Passage  # noqa: E402
 
 COLLECTION = "replay"
@@ -84,7 +85,7 @@ def run(args) -> dict:
 
     records, hits = load_hits(args.hits)
     records = records[: args.limit] if args.limit else records
-    reader = QAReader.from_pretrained(str(args.reader), device=args.device, dtype=args.dtype,
+    reader = QAReader.from_pretrained(str(args.reader), device=args.device, backend=args.backend,
                                       trim_particles=args.trim)
     depth = ReadingDepth(args.read_first) if args.read_first else None
     pipe = QAPipeline(ReplayRetriever(hits), reader, depth=depth)
@@ -100,7 +101,7 @@ def run(args) -> dict:
         preds[r["id"]] = result.answers[0].text if result.answers else ""
     scores = evaluate({r["id"]: r["answers"] for r in records}, preds)
     ms = lambda xs, p: round(1000 * float(np.percentile(xs, p)), 1)  # noqa: E731
-    return {"reader": str(args.reader), "device": args.device, "dtype": args.dtype, "trim_particles": args.trim,
+    return {"reader": str(args.reader), "device": args.device, "backend": args.backend, "trim_particles": args.trim,
             "questions": len(records), "k": args.k, "depth": args.read_first or "all",
             "mean_passages_read": round(float(np.mean(passages)), 2),
             "ask_ms": {"p50": ms(latency, 50), "p95": ms(latency, 95)}, "read_ms": {"p50": ms(read, 50), "p95": ms(read, 95)},
@@ -112,7 +113,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("dump")
-    d.add_argument("--korquad", type=Path, default=ROOT.parent / "shared/data/korquad/KorQuAD_v1.0_dev.json.gz")
+    d.add_argument("--korquad", type=Path, default=Settings.from_env().shared / "data/korquad/KorQuAD_v1.0_dev.json.gz")
     d.add_argument("--limit", type=int, default=200)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--k", type=int, default=20)
@@ -121,7 +122,7 @@ def main(argv=None) -> None:
     r.add_argument("--hits", type=Path, default=ROOT / ".carry" / "ask_hits.json.gz")
     r.add_argument("--reader", type=Path, required=True)
     r.add_argument("--device", default="cpu")
-    r.add_argument("--dtype", default="float32", help="float32 / bf16 / fp16")
+    r.add_argument("--backend", default="torch-fp32", help="torch-fp32 / torch-bf16 (the reader's precision)")
     r.add_argument("--trim", action=argparse.BooleanOptionalAction, default=False,
                    help="Korean particle trimming (needs kiwipiepy, which a GPU machine lacks)")
     r.add_argument("--k", type=int, default=20)

@@ -38,9 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from koqa.ingest.embedders import load_embedder  # noqa: E402
 from koqa.pipeline.corpus import Corpus  # noqa: E402
+from koqa.settings import Settings  # noqa: E402
 from koqa.types import Document  # noqa: E402
 
-SHARED = Path(os.environ.get("KOQA_SHARED", ROOT.parent / "shared"))
+SHARED = Settings.from_env().shared
 KORQUAD = SHARED / "data" / "korquad" / "KorQuAD_v1.0_dev.json.gz"
 RESULTS = ROOT / "bench" / "results"
 KS = (1, 5, 20)
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
     if args.limit_questions and args.limit_questions < len(questions):
         questions = random.Random(0).sample(questions, args.limit_questions)
     t = time.perf_counter()
-    inner = load_embedder(args.embedder, backend=args.backend)
+    inner = load_embedder(args.embedder, backend=args.backend, settings=Settings.from_env())
     load_s = time.perf_counter() - t
     tag = f"{args.embedder}-{args.backend}".replace(":", "_").replace("/", "_")
     emb = CachingEmbedder(inner, RESULTS / "cache" / (args.embedder.replace(":", "_").replace("/", "_") + ".npz"))

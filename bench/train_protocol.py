@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout (no install there)
 
+from koqa.settings import Settings  # noqa: E402
 from koqa.training.train import TrainConfig, evaluate_folder  # noqa: E402
 
 
@@ -78,7 +79,7 @@ def _run(cfg: TrainConfig, eval_spec: str | None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{out}.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         done = out / "train_summary.json"
-        summary = json.loads(done.read_text()) if done.exists() else train(cfg)
+        summary = json.loads(done.read_text()) if done.exists() else train(cfg, settings=Settings.from_env())
         summary["eval"] = _evaluate(out, eval_spec) if eval_spec else None
     return summary
 

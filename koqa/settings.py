@@ -1,33 +1,64 @@
-"""Typed settings, read once at the edge (CLI, server start-up) from the environment.
+"""Typed settings: the library takes them as parameters; only the edge (CLI, server start-up,
+benchmark scripts) reads them from the environment, once, with :meth:`Settings.from_env`.
 
->>> s = Settings.from_env({"KOQA_HOME": "/tmp/kq"})
->>> str(s.home), str(s.model_cache)
-('/tmp/kq', '/tmp/kq/models')
->>> s.database_url, s.reader_backend
-('sqlite:////tmp/kq/koqa.db', 'torch')
+``Settings()`` is the library default (nothing read from the environment):
+
+>>> s = Settings(home=Path("/tmp/kq"))
+>>> s.database_url, str(s.model_cache), s.reader_backend
+('sqlite:////tmp/kq/koqa.db', '/tmp/kq/models', 'auto')
+>>> s = Settings.from_env({"KOQA_HOME": "/tmp/kq", "KOQA_READER_BACKEND": "torch", "HF_HUB_OFFLINE": "1"})
+>>> s.reader_backend, s.hub_offline    # "torch" is the older name of torch-fp32
+('torch-fp32', True)
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 DEFAULT_READER = "koqa:reader-small"
 DEFAULT_EMBEDDER = "koqa:e5-small-ko"
-READER_BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+# auto: the fastest backend whose F1 stays within 0.3 of fp32 on this machine (koqa.reader.backend)
+READER_BACKENDS = ("auto", "torch-fp32", "torch-bf16", "onnx", "onnx-int8")
+_BACKEND_ALIASES = {"torch": "torch-fp32"}  # the name from before torch-bf16 existed
+# development and benchmark data (models, KorQuAD ...): ../shared beside the checkout
+DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _default_home() -> Path:
+    return Path.home() / ".cache" / "koqa"
 
 
 @dataclass(frozen=True)
 class Settings:
-    home: Path
-    database_url: str
+    """Where koqa keeps its files and which models and backends it uses.
+
+    ``database_url`` None means the SQLite file in ``home`` (filled in at construction).
+    ``builtin_models`` None means the tracked deltas beside the code (``<checkout>/models``).
+    ``hub_offline`` / ``hub_cache`` mirror the Hugging Face variables (``HF_HUB_OFFLINE``,
+    ``HF_HUB_CACHE``/``HF_HOME``) so that hub names resolve the way the HF libraries will load them.
+    """
+
+    home: Path = field(default_factory=_default_home)
+    database_url: str | None = None
     reader: str = DEFAULT_READER
     embedder: str = DEFAULT_EMBEDDER
     api_key: str | None = None
-    reader_backend: str = "torch"  # one of READER_BACKENDS (ONNX: exported once into the model cache)
+    reader_backend: str = "auto"  # one of READER_BACKENDS (ONNX: exported once into the model cache)
     cors_origins: tuple[str, ...] = ()  # web origins allowed to call the HTTP API from a browser ("*": any)
+    builtin_models: Path | None = None
+    shared: Path = DEFAULT_SHARED
+    hub_offline: bool = False
+    hub_cache: Path | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "home", Path(self.home).expanduser())
+        if self.database_url is None:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'koqa.db'}")
+        object.__setattr__(self, "reader_backend", reader_backend_name(self.reader_backend, "reader_backend"))
 
     @property
     def model_cache(self) -> Path:
@@ -40,23 +71,36 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Settings from ``env`` (default: ``os.environ``); unset variables keep the defaults."""
         env = os.environ if env is None else env
-        home = Path(env.get("KOQA_HOME") or Path.home() / ".cache" / "koqa").expanduser()
         return cls(
-            home=home,
-            database_url=env.get("KOQA_DATABASE_URL") or f"sqlite:///{home / 'koqa.db'}",
+            home=Path(env.get("KOQA_HOME") or _default_home()),
+            database_url=env.get("KOQA_DATABASE_URL") or None,
             reader=env.get("KOQA_READER") or DEFAULT_READER,
             embedder=env.get("KOQA_EMBEDDER") or DEFAULT_EMBEDDER,
             api_key=env.get("KOQA_API_KEY") or None,
-            reader_backend=_choice(env, "KOQA_READER_BACKEND", READER_BACKENDS),
+            reader_backend=reader_backend_name(env.get("KOQA_READER_BACKEND") or "auto", "KOQA_READER_BACKEND"),
             cors_origins=tuple(o.strip().rstrip("/") for o in (env.get("KOQA_CORS_ORIGINS") or "").split(",") if o.strip()),
+            builtin_models=_path(env.get("KOQA_BUILTIN_MODELS")),
+            shared=_path(env.get("KOQA_SHARED")) or DEFAULT_SHARED,
+            hub_offline=any(env.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")),
+            hub_cache=_path(env.get("HF_HUB_CACHE")) or (_path(env.get("HF_HOME")) / "hub" if env.get("HF_HOME") else None),
         )
 
 
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name) or choices[0]
-    if value not in choices:
+def reader_backend_name(value: str, field_name: str = "backend") -> str:
+    """``value`` as one of READER_BACKENDS (older spellings accepted), else InvalidInput naming ``field_name``.
+
+    >>> reader_backend_name("torch"), reader_backend_name("onnx-int8")
+    ('torch-fp32', 'onnx-int8')
+    """
+    value = _BACKEND_ALIASES.get(value, value)
+    if value not in READER_BACKENDS:
         from koqa.errors import InvalidInput
 
-        raise InvalidInput(name, value, f"must be one of {', '.join(choices)}")
+        raise InvalidInput(field_name, value, f"must be one of {', '.join(READER_BACKENDS)}")
     return value
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(os.environ.get("KOQA_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+from koqa.settings import Settings
+
+SHARED = Settings.from_env().shared  # KOQA_SHARED, default ../shared beside the checkout
 
 
 @pytest.fixture(scope="session")
@@ -38,4 +39,4 @@ def tiny_model_dir(tmp_path_factory, shared_dir) -> Path:
 def tiny_reader(tiny_model_dir):
     from koqa.reader import QAReader
 
-    return QAReader.from_pretrained(str(tiny_model_dir), device="cpu", batch_size=4)
+    return QAReader.from_pretrained(str(tiny_model_dir), device="cpu", backend="torch-fp32", batch_size=4)

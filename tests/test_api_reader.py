@@ -28,6 +28,12 @@ def is_answer(d, context=CTX):
         and 0.0 <= d["score"] <= 1.0
 
 
+def test_health_names_the_reader_backend_and_why(url):
+    health = httpx.get(url + "/health").json()
+    assert health["reader_backend"] == {"backend": "torch-fp32", "reason": health["reader_backend"]["reason"]}
+    assert health["reader_backend"]["reason"].startswith("set explicitly")
+
+
 def test_single_input_top_1_is_one_object(url):
     r = httpx.post(url + "/models/reader", json={"inputs": ONE})
     assert r.status_code == 200 and is_answer(r.json())

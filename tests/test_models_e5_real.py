@@ -158,7 +158,7 @@ def test_committed_readers_assemble_and_answer_korean(built, settings, name, lay
         pytest.skip(status.note)
     path = resolve_model(name, settings)
     assert json.loads((Path(path) / "config.json").read_text())["num_hidden_layers"] == layers
-    reader = QAReader.from_pretrained(path, device="cpu")
+    reader = QAReader.from_pretrained(path, device="cpu", backend="torch-fp32")
     context = "훈민정음은 조선의 제4대 왕인 세종대왕이 1443년에 창제하고 1446년에 반포한 문자이다."
     spans = reader.read("훈민정음을 창제한 왕은?", [context], top_k=1)
     assert spans[0].text == "세종대왕" and context[spans[0].start:spans[0].end] == "세종대왕"  # not 세종대왕이

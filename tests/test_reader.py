@@ -106,7 +106,7 @@ def test_particle_trimming_is_optional(tiny_model_dir):
     # 버널 = 버너 + ᆯ: cutting the fused particle would cut the name's last syllable
     assert "데니스 버널"[: trimmer.trim_end("데니스 버널")] == "데니스 버널"
     assert trimmer.span_end("그때 현정은 회장은 북한을 방문했다.", 3, 10) == 9  # offsets into the context
-    reader = QAReader.from_pretrained(str(tiny_model_dir), device="cpu", trim_particles=True)
+    reader = QAReader.from_pretrained(str(tiny_model_dir), device="cpu", backend="torch-fp32", trim_particles=True)
     for sp in reader.read(Q, CTX, top_k=5):
         assert CTX[sp.start : sp.end] == sp.text
 

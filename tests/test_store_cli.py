@@ -66,6 +66,7 @@ def test_ingest_search_list_delete_doctor(env, corpus):
     assert r.exit_code == 0 and "1 skipped" in r.stdout
     r = run("doctor")
     assert r.exit_code == 0 and "agree" in r.stdout
+    assert "reader backend: torch-" in r.stdout and "auto: " in r.stdout  # which backend and why
     assert "hist" in run("collections", "list").stdout
 
 

@@ -81,7 +81,7 @@ def test_train_resumes_to_the_same_weights_and_loads_as_a_reader(tiny_model_dir,
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
     assert all(np.allclose(a[k], b[k], atol=1e-5) for k in a)
 
-    reader = QAReader.from_pretrained(str(tmp_path / "full"), device="cpu", trim_particles=False)
+    reader = QAReader.from_pretrained(str(tmp_path / "full"), device="cpu", backend="torch-fp32", trim_particles=False)
     spans = reader.read(QAS[0][0], CONTEXTS[0])
     assert spans and CONTEXTS[0][spans[0].start:spans[0].end] == spans[0].text
 
@@ -126,7 +126,7 @@ def test_a_shrunk_student_distils_from_its_teacher(tiny_model_dir, squad_file, t
                       distill_hidden=1.0)
     summary = train(cfg, log=lambda m: None)
     assert np.isfinite(summary["final_loss"])
-    assert QAReader.from_pretrained(str(tmp_path / "o"), device="cpu").read(QAS[1][0], CONTEXTS[1])
+    assert QAReader.from_pretrained(str(tmp_path / "o"), device="cpu", backend="torch-fp32").read(QAS[1][0], CONTEXTS[1])
 
 
 def test_a_teacher_with_another_vocabulary_is_refused(tiny_model_dir, squad_file, tmp_path):

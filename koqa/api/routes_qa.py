@@ -20,10 +20,12 @@ ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 422, 503)}
 
 @router.get("/health", tags=["server"])
 async def health(st: ServerState = Depends(state)) -> dict:
-    """Liveness, the loaded models and the micro-batcher's counters (no API key needed)."""
+    """Liveness, the loaded models, the reader's backend and why, and the micro-batcher's counters (no API key needed)."""
+    choice = getattr(st.reader, "backend", None)  # a Choice for a QAReader; injected readers may have none
     return {
         "status": "ok",
         "reader": getattr(st.reader, "name", type(st.reader).__name__),
+        "reader_backend": {"backend": choice.backend, "reason": choice.reason} if choice is not None else None,
         "embedder": getattr(getattr(st.store, "embedder", None), "name", None),
         "batcher": {**asdict(st.batcher.stats), "queued": st.batcher.queued,
                     "max_batch_size": st.config.max_batch_size, "max_wait_ms": st.config.max_wait_ms,

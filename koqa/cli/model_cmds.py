@@ -18,12 +18,16 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def _print_status(statuses, as_json: bool) -> None:
+def _print_status(statuses, as_json: bool, settings: Settings) -> None:
+    from koqa.reader.backend import resolve_backend
+
+    choice = resolve_backend(settings.reader_backend)  # the backend every reader would load on here
     if as_json:
         rows = [{
             "name": s.model.name, "path": str(s.path), "built": s.built, "size_bytes": s.size_bytes,
             "available": s.available, "description": s.model.description,
             "provenance": s.model.provenance, "licence": s.model.licence, "note": s.note,
+            **({"backend": choice.backend, "backend_reason": choice.reason} if s.model.delta else {}),
         } for s in statuses]
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -36,6 +40,7 @@ def _print_status(statuses, as_json: bool) -> None:
         typer.echo(f"  licence:    {s.model.licence}")
         if s.note:
             typer.echo(f"  note:       {s.note}")
+    typer.echo(f"reader backend: {choice.backend} ({choice.reason})")
 
 
 @models_app.callback(invoke_without_command=True)
@@ -45,7 +50,8 @@ def models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     if ctx.invoked_subcommand is None:
         from koqa.models.registry import list_models
 
-        _print_status(list_models(Settings.from_env()), as_json)
+        settings = Settings.from_env()
+        _print_status(list_models(settings), as_json, settings)
 
 
 @models_app.command()
@@ -54,7 +60,8 @@ def prepare(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
     """Build the model cache now (the base encoder; the reader when its delta exists)."""
     from koqa.models.registry import prepare_models
 
-    _print_status(prepare_models(Settings.from_env()), as_json)
+    settings = Settings.from_env()
+    _print_status(prepare_models(settings), as_json, settings)
 
 
 @models_app.command()

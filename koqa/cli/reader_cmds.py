@@ -15,11 +15,12 @@ from koqa.reader.spans import MAX_ANSWER_LEN
 from koqa.settings import READER_BACKENDS, Settings
 
 
-def _reader(name: str | None, backend: str, **config):
+def _reader(name: str | None, backend: str | None, **config):
     from koqa.reader import QAReader
 
     settings = Settings.from_env()
-    return QAReader.from_pretrained(name or settings.reader, backend=backend, settings=settings, **config)
+    return QAReader.from_pretrained(name or settings.reader, backend=backend or settings.reader_backend,
+                                    settings=settings, **config)
 
 
 def _span_json(span, with_probs: bool) -> dict:
@@ -52,7 +53,7 @@ def read(
     context: Optional[List[str]] = typer.Option(None, "--context", "-c", help="A context (repeatable)."),
     pairs: Optional[Path] = typer.Option(None, help='JSON lines of {"question", "context"}.'),
     reader: Optional[str] = typer.Option(None, help="Reader: built-in name, folder or hub name."),
-    backend: str = typer.Option("torch", help=" | ".join(READER_BACKENDS)),
+    backend: Optional[str] = typer.Option(None, help=" | ".join(READER_BACKENDS) + " (default: KOQA_READER_BACKEND, auto)"),
     top_k: int = typer.Option(1, "--top-k", "-k"),
     max_answer_len: int = typer.Option(MAX_ANSWER_LEN, help="Longest answer, in tokens."),
     token_probs: bool = typer.Option(False, help="Include per-token start/end probabilities."),
@@ -82,7 +83,8 @@ def read(
 def eval_cmd(
     data: Path = typer.Option(..., help="SQuAD-layout .json/.json.gz; korquad-eval:FILE selects eval-split."),
     reader: Optional[str] = typer.Option(None),
-    backend: str = typer.Option("torch"),
+    backend: str = typer.Option("torch-fp32", help=" | ".join(READER_BACKENDS)
+                                + " (default torch-fp32: scores comparable with the model cards)"),
     predictions: Optional[Path] = typer.Option(None, help="Where to write id → answer JSON."),
     limit: Optional[int] = typer.Option(None, help="Evaluate a seeded sample of N questions."),
     trim_particles: bool = typer.Option(True),
@@ -137,5 +139,5 @@ def train(
                       checkpoint_every=checkpoint_every, distractors=distractors, teacher=teacher,
                       distill_weight=distill_weight, distill_temperature=distill_temperature,
                       distill_hidden=distill_hidden, augment=augment, precision=precision)
-    summary = run(cfg, log=lambda m: typer.echo(m, err=True))
+    summary = run(cfg, log=lambda m: typer.echo(m, err=True), settings=Settings.from_env())
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "config"}, ensure_ascii=False))

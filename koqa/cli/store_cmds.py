@@ -206,8 +206,11 @@ def collections_delete(name: str, db: Optional[str] = DB,
 def doctor(collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),
            check: bool = typer.Option(False, "--check", help="Only report; repair nothing."),
            db: Optional[str] = DB) -> None:
-    """Check that the database and the index files agree; repair what does not."""
-    store = _store(_settings(db, None), with_embedder=False)
+    """Check that the database and the index files agree; repair what does not. Also names the reader backend."""
+    from koqa.reader.backend import resolve_backend
+
+    settings = _settings(db, None)
+    store = _store(settings, with_embedder=False)
     try:
         report = store.doctor(repair=not check, collection=collection)
     finally:
@@ -218,6 +221,8 @@ def doctor(collection: Optional[str] = typer.Option(None, "--collection", "-c", 
         typer.echo(f"  {'repaired' if f.repaired else 'PROBLEM'} [{f.collection}] {f.problem}")
     for note in report.notes:
         typer.echo(f"  note: {note}")
+    choice = resolve_backend(settings.reader_backend)
+    typer.echo(f"reader backend: {choice.backend} ({choice.reason})")
     typer.echo("ok: database and indexes agree" if report.healthy and not report.findings else
                "ok: repaired" if report.healthy else "problems remain (run without --check to repair)")
     if not report.healthy:

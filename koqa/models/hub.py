@@ -2,7 +2,7 @@
 
 * Already in the local HF cache (config + weights) → the cached snapshot folder, so
   loading needs no network at all.
-* Not cached and offline (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``) → ModelUnavailable
+* Not cached and offline (``Settings.hub_offline``: ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``) → ModelUnavailable
   that says how to point at a local folder instead.
 * Not cached and online → one metadata request checks that the model exists and the hub is
   reachable (no weights are fetched here); the name is returned for ``from_pretrained`` to
@@ -15,35 +15,16 @@ koqa.errors.ModelUnavailable: model 'org/not-cached' is not in the local Hugging
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
-from typing import Mapping
-
 from koqa.errors import ModelUnavailable
 
 HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_TRUE = {"1", "true", "yes", "on"}
 _WEIGHTS = ("*.safetensors", "pytorch_model*.bin", "*.onnx")
 
 
 def looks_like_hub_name(name: str) -> bool:
     return bool(HUB_NAME.match(name)) and ".." not in name
-
-
-def hub_offline(env: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if env is None else env
-    return any(env.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def hub_cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
-    """The HF hub cache the libraries will use (None: the library default)."""
-    env = os.environ if env is None else env
-    if env.get("HF_HUB_CACHE"):
-        return Path(env["HF_HUB_CACHE"]).expanduser()
-    if env.get("HF_HOME"):
-        return Path(env["HF_HOME"]).expanduser() / "hub"
-    return None
 
 
 def resolve_hub_name(name: str, *, offline: bool, cache_dir: str | Path | None = None) -> str:

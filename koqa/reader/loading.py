@@ -66,17 +66,19 @@ class TorchRunner:
             return (out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy())
 
 
-def load_reader_parts(name_or_path: str, *, device=None, dtype="float32", backend="torch", settings=None):
-    """(fast tokenizer, runner) for ``name_or_path`` with the chosen backend."""
+def load_reader_parts(name_or_path: str, *, device=None, backend="torch-fp32", settings=None):
+    """(fast tokenizer, runner) for ``name_or_path`` on a concrete backend (not "auto": see
+    :func:`koqa.reader.backend.resolve_backend`); the backend is the one precision knob."""
+    from koqa.settings import READER_BACKENDS, reader_backend_name
+
+    backend = reader_backend_name(backend)
     path = resolve(name_or_path, settings)
     tokenizer = load_tokenizer(path)
-    if backend in ("torch", "torch-bf16"):
+    if backend in ("torch-fp32", "torch-bf16"):
         # bf16 weights halve memory traffic; on CPUs with AVX512-BF16 or AMX the matmuls run natively in bf16
-        return tokenizer, TorchRunner(load_qa_model(path, "bfloat16" if backend == "torch-bf16" else dtype, device))
+        return tokenizer, TorchRunner(load_qa_model(path, "bfloat16" if backend == "torch-bf16" else "float32", device))
     if backend in ("onnx", "onnx-int8"):
         from koqa.reader.onnx_backend import OnnxRunner
 
         return tokenizer, OnnxRunner.load(Path(path), quantized=backend == "onnx-int8", settings=settings)
-    from koqa.settings import READER_BACKENDS
-
-    raise ModelUnavailable(f"unknown reader backend {backend!r}; use one of {', '.join(READER_BACKENDS)}")
+    raise ModelUnavailable(f"unknown reader backend {backend!r}; use one of {', '.join(READER_BACKENDS[1:])}")

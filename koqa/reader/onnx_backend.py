@@ -80,10 +80,10 @@ def model_fingerprint(model_dir: Path) -> str:
 
 
 def cache_root(model_dir: Path, settings=None) -> Path:
-    """``<model_cache>/onnx/<folder name>-<fingerprint>`` for ``model_dir``."""
+    """``<model_cache>/onnx/<folder name>-<fingerprint>`` for ``model_dir`` (``settings`` None: ``Settings()``)."""
     from koqa.settings import Settings
 
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     return settings.model_cache / "onnx" / f"{Path(model_dir).resolve().name}-{model_fingerprint(model_dir)}"
 
 

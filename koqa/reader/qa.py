@@ -81,6 +81,7 @@ class QAReader:
             config = replace(config, batch_size=CUDA_BATCH if on_gpu else CPU_BATCH)
         self.tokenizer, self.runner, self.config, self.name = tokenizer, runner, config, name
         self.trimmer = trimmer
+        self.backend = None  # a koqa.reader.backend.Choice when loaded by from_pretrained
         self._called_trimmer = None  # loaded only when a call asks a trimmer-less reader to trim
         self._trimmer_lock = threading.Lock()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -89,14 +90,22 @@ class QAReader:
         self.seconds = {"tokenize": 0.0, "forward": 0.0, "decode": 0.0}
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, *, device: str | None = None, dtype: str = "float32",
-                        backend: str = "torch", settings=None, **config) -> "QAReader":
-        """Load a built-in name (``koqa:reader-small``), a local folder, or a hub name."""
+    def from_pretrained(cls, name_or_path: str, *, device: str | None = None, backend: str = "auto",
+                        settings=None, **config) -> "QAReader":
+        """Load a built-in name (``koqa:reader-small``), a local folder, or a hub name.
+
+        ``backend`` is one of ``koqa.settings.READER_BACKENDS``; "auto" picks the fastest safe
+        one for this machine (:mod:`koqa.reader.backend`); ``self.backend`` says which and why.
+        """
+        from koqa.reader.backend import resolve_backend
         from koqa.reader.loading import load_reader_parts
 
         cfg = ReaderConfig(**config)
-        tokenizer, runner = load_reader_parts(name_or_path, device=device, dtype=dtype, backend=backend, settings=settings)
-        return cls(tokenizer, runner, cfg, name=name_or_path, trimmer=trimmer_for(cfg))
+        choice = resolve_backend(backend, device=device)
+        tokenizer, runner = load_reader_parts(name_or_path, device=device, backend=choice.backend, settings=settings)
+        reader = cls(tokenizer, runner, cfg, name=name_or_path, trimmer=trimmer_for(cfg))
+        reader.backend = choice
+        return reader
 
     # ------------------------------------------------------------------ public API
 

@@ -255,7 +255,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     args = _parse_args(argv)
     settings = Settings.from_env()
     docs, questions = _corpus_and_questions(args)
-    reader = QAReader.from_pretrained(args.reader or settings.reader, settings=settings)
+    reader = QAReader.from_pretrained(args.reader or settings.reader, backend=settings.reader_backend, settings=settings)
     store = corpus_store(settings, args.embedder or settings.embedder, docs, args.store_dir)
     try:
         pipe = QAPipeline(store, reader, depth=None)

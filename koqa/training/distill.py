@@ -16,13 +16,13 @@ if TYPE_CHECKING:
     from koqa.training.train import TrainConfig
 
 
-def load_teacher(cfg: TrainConfig, student, device: str):
+def load_teacher(cfg: TrainConfig, student, device: str, settings=None):
     """The frozen teacher model, or None; refuses one whose vocabulary differs from the student's."""
     if not cfg.teacher:
         return None
     from koqa.reader.loading import load_qa_model, resolve
 
-    teacher = load_qa_model(resolve(cfg.teacher), "float32", device).eval()
+    teacher = load_qa_model(resolve(cfg.teacher, settings), "float32", device).eval()
     if teacher.config.vocab_size != student.config.vocab_size:
         raise InvalidInput("teacher", cfg.teacher, f"has a vocabulary of {teacher.config.vocab_size} pieces, "
                            f"the student {student.config.vocab_size}: they must share the tokenizer")

@@ -140,8 +140,10 @@ def _load_data(cfg: TrainConfig, tokenizer, log) -> list[Feature]:
     return build_features(tokenizer, examples, max_seq_len=cfg.max_seq_len, doc_stride=cfg.doc_stride)
 
 
-def train(cfg: TrainConfig, log=print) -> dict:
-    """Run (or resume) training; returns the summary written to ``OUT/train_summary.json``."""
+def train(cfg: TrainConfig, log=print, settings=None) -> dict:
+    """Run (or resume) training; returns the summary written to ``OUT/train_summary.json``.
+
+    ``settings`` (default ``Settings()``) says where built-in model names are cached."""
     import torch
     from tqdm import tqdm
 
@@ -152,12 +154,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    path = resolve(cfg.base)
+    path = resolve(cfg.base, settings)
     tokenizer = load_tokenizer(path)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_qa_model(path, "float32", device).train()
     _freeze(model, cfg)
-    teacher = load_teacher(cfg, model, device)
+    teacher = load_teacher(cfg, model, device, settings)
     feats = _load_data(cfg, tokenizer, log)
     per_epoch = math.ceil(len(feats) / cfg.batch_size)
     total = cfg.max_steps or math.ceil(per_epoch * cfg.epochs)
@@ -264,7 +266,7 @@ def evaluate_folder(folder: Path | str, spec: str, **reader_options) -> dict:
     from koqa.training.evaluation import evaluate_reader
 
     examples, _ = read_train_spec(spec)
-    reader = QAReader.from_pretrained(str(folder), **reader_options)
+    reader = QAReader.from_pretrained(str(folder), **{"backend": "torch-fp32", **reader_options})
     metrics, _ = evaluate_reader(reader, examples)
     return metrics
 
