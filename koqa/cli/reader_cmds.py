@@ -12,15 +12,15 @@ import typer
 from koqa.cli.app import app, handles_errors
 from koqa.errors import InvalidInput
 from koqa.reader.spans import MAX_ANSWER_LEN
-from koqa.settings import READER_BACKENDS, Settings
+from koqa.settings import READER_BACKENDS, Settings, reader_backend_name
 
 
 def _reader(name: str | None, backend: str | None, **config):
     from koqa.reader import QAReader
 
     settings = Settings.from_env()
-    return QAReader.from_pretrained(name or settings.reader, backend=backend or settings.reader_backend,
-                                    settings=settings, **config)
+    backend = reader_backend_name(backend, "--backend") if backend else settings.reader_backend
+    return QAReader.from_pretrained(name or settings.reader, backend=backend, settings=settings, **config)
 
 
 def _span_json(span, with_probs: bool) -> dict:
