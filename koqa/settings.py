@@ -3,8 +3,8 @@
 >>> s = Settings.from_env({"KOQA_HOME": "/tmp/kq"})
 >>> str(s.home), str(s.model_cache)
 ('/tmp/kq', '/tmp/kq/models')
->>> s.database_url, s.reader_backend
-('sqlite:////tmp/kq/koqa.db', 'torch')
+>>> s.database_url, s.reader_backend, s.vector_store
+('sqlite:////tmp/kq/koqa.db', 'torch', 'files')
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Mapping
 DEFAULT_READER = "koqa:reader-small"
 DEFAULT_EMBEDDER = "koqa:e5-small-ko"
 READER_BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+VECTOR_STORES = ("files", "pgvector")  # files: FAISS + BM25 files beside SQL; pgvector: all in PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Settings:
     api_key: str | None = None
     reader_backend: str = "torch"  # one of READER_BACKENDS (ONNX: exported once into the model cache)
     cors_origins: tuple[str, ...] = ()  # web origins allowed to call the HTTP API from a browser ("*": any)
+    vector_store: str = "files"  # one of VECTOR_STORES; pgvector needs a postgresql database_url
 
     @property
     def model_cache(self) -> Path:
@@ -50,6 +52,7 @@ class Settings:
             api_key=env.get("KOQA_API_KEY") or None,
             reader_backend=_choice(env, "KOQA_READER_BACKEND", READER_BACKENDS),
             cors_origins=tuple(o.strip().rstrip("/") for o in (env.get("KOQA_CORS_ORIGINS") or "").split(",") if o.strip()),
+            vector_store=_choice(env, "KOQA_VECTOR_STORE", VECTOR_STORES),
         )
 
 
