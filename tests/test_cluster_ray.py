@@ -62,3 +62,39 @@ def test_serve_answers_through_two_reader_replicas_with_batching(ray_cluster, pg
         assert max(i["largest"] for i in infos.values()) >= 2  # @serve.batch grouped concurrent questions
     finally:
         serve.shutdown()
+
+
+def test_ray_data_ingest_writes_whole_documents_and_skips_unchanged_ones(ray_cluster, pgvector_url, tmp_path):
+    from koqa.cluster.ingest import cluster_ingest
+    from koqa.ingest.embedders import FakeEmbedder
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"d{i}.txt").write_text(f"문서 {i}번입니다. 세종대왕은 훈민정음을 창제하였다. 번호 {i}.", encoding="utf-8")
+    (folder / "more.jsonl").write_text('{"id": "j1", "text": "이순신은 거북선을 이끌었다."}\n{"id": "j2", "text": ""}\n',
+                                      encoding="utf-8")
+    settings = _settings(pgvector_url, tmp_path)
+    with load_corpus(settings) as corpus:
+        seen = []
+        report = cluster_ingest(corpus, "default", [folder], embedder_factory=FakeEmbedder, actors=2,
+                                progress=seen.append)
+        assert report.counts == {"added": 7, "updated": 0, "skipped": 0, "failed": 1}, report.failed
+        assert seen and seen[-1] == 8
+        assert corpus.retrieve("거북선", k=1)[0].passage.doc_id == "j1"
+        assert corpus.doctor(repair=False).findings == []
+        (folder / "d0.txt").write_text("바뀐 문서입니다. 장영실은 측우기를 만들었다.", encoding="utf-8")
+        again = cluster_ingest(corpus, "default", [folder], embedder_factory=FakeEmbedder, actors=1)
+        assert again.counts == {"added": 0, "updated": 1, "skipped": 6, "failed": 1}
+        assert corpus.retrieve("측우기", k=1, mode="bm25")[0].passage.doc_id == again.updated[0]
+    # the same passages as the single-process ingest of the same files
+    from koqa.pipeline.corpus import Corpus
+
+    local = Corpus.open(f"sqlite:///{tmp_path}/k.db", tmp_path / "idx", embedder=FakeEmbedder())
+    try:
+        assert local.ingest_paths("default", [folder]).counts["added"] == 7
+        with load_corpus(settings) as corpus:
+            ours = {(d.id, d.meta["passages"]) for d in corpus.list_documents("default")}
+        assert ours == {(d.id, d.meta["passages"]) for d in local.list_documents("default")}
+    finally:
+        local.close()

@@ -135,3 +135,26 @@ def test_pgvector_needs_a_postgresql_url(tmp_path):
         Corpus.from_settings(settings, embedder=FakeEmbedder())
     with pytest.raises(InvalidInput, match="KOQA_VECTOR_STORE"):
         Settings.from_env({"KOQA_VECTOR_STORE": "milvus"})
+
+
+def test_cli_in_pgvector_mode(pgvector_url, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from koqa.cli import app
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "yi.txt").write_text("이순신은 임진왜란 때 거북선을 이끌었다.", encoding="utf-8")
+    for key, value in {"KOQA_HOME": str(tmp_path / "home"), "KOQA_DATABASE_URL": pgvector_url,
+                       "KOQA_VECTOR_STORE": "pgvector", "KOQA_EMBEDDER": "fake"}.items():
+        monkeypatch.setenv(key, value)
+    run = CliRunner().invoke
+    r = run(app, ["ingest", str(docs)])
+    assert r.exit_code == 0 and "1 added" in r.output, r.output
+    r = run(app, ["search", "거북선", "--json"])
+    assert r.exit_code == 0 and "yi" in r.output, r.output
+    r = run(app, ["doctor"])
+    assert r.exit_code == 0 and "nothing to reconcile" in r.output, r.output
+    monkeypatch.setenv("KOQA_VECTOR_STORE", "files")
+    r = run(app, ["ingest", str(docs), "--cluster", "auto"])
+    assert r.exit_code != 0 and "KOQA_VECTOR_STORE=pgvector" in r.output and "Traceback" not in r.output, r.output
