@@ -73,16 +73,7 @@ def pgvector_url(pgvector_server, request):
 def ray_cluster():
     """A 2-node local Ray cluster, every listener on 127.0.0.1; yields its address."""
     pytest.importorskip("ray", reason="needs ray[serve,data] (pip install 'koqa[cluster]')")
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-    from ray.cluster_utils import Cluster
+    from koqa.cluster.local import local_ray_cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
-    cluster.add_node(num_cpus=2)
-    ray.init(address=cluster.address, log_to_driver=False)
-    try:
-        yield cluster.address
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    with local_ray_cluster(nodes=2, cpus_per_node=2) as address:
+        yield address
