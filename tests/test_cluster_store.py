@@ -75,12 +75,14 @@ def test_a_selective_filter_still_returns_k_rows_through_the_hnsw_index(pgvector
         truth = sorted(rows, key=lambda r: -float(np.frombuffer(r.vector, np.float32) @ q))[:10]
         assert [h.passage.doc_id for h in exact] == [r.doc_id for r in truth]
         assert len({h.passage.doc_id for h in hits} & {r.doc_id for r in truth}) >= 8
-        with pg.session() as s, s.begin():  # the unfiltered plan is the collection's HNSW index
-            s.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = " ".join(r[0] for r in s.execute(text(
-                f"EXPLAIN SELECT passage_id FROM passage_vectors WHERE collection_id = 1 ORDER BY "
-                f"(embedding::vector({q.size})) <#> CAST(:q AS vector({q.size})) LIMIT 5"), {"q": str(q.tolist())}))
-        assert "passage_vectors_hnsw_1" in plan
+        for where, force in (("", "on"), (""" AND fields @> '{"dept": "rare"}'""", "off")):
+            with pg.session() as s, s.begin():  # the plans PgRetriever gets: the collection's HNSW index
+                s.execute(text("SELECT set_config('enable_bitmapscan', :f, true), set_config('enable_seqscan', :f, "
+                               "true), set_config('enable_sort', :f, true)"), {"f": force})
+                plan = " ".join(r[0] for r in s.execute(text(
+                    f"EXPLAIN SELECT passage_id FROM passage_vectors WHERE collection_id = 1{where} ORDER BY "
+                    f"(embedding::vector({q.size})) <#> CAST(:q AS vector({q.size})) LIMIT 5"), {"q": str(q.tolist())}))
+            assert "Index Scan using passage_vectors_hnsw_1" in plan, plan
     finally:
         pg.close()
 

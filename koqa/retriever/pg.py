@@ -5,6 +5,8 @@ Dense: ``ORDER BY embedding::vector(dim) <#> q`` on the collection's partial HNS
 ``hnsw.ef_search`` and ``hnsw.iterative_scan = relaxed_order`` (pgvector 0.8), so a filtered
 query keeps scanning until it has its rows; a filter matching at most ``exact_below``
 passages, or an iterative scan that still came back short, is answered by exact search.
+(PostgreSQL estimates any jsonb filter as very selective and would sort every match instead
+of scanning HNSW; above ``exact_below`` the HNSW scan is forced for that one query.)
 
 BM25: the same Okapi BM25 as :class:`koqa.store.bm25.BM25Index` (Lucene idf, k1 1.2, b 0.75),
 exact: GIN finds the passages holding any query term, term frequencies come from the
@@ -85,13 +87,20 @@ class PgRetriever(HybridRetriever):
         if matching == 0:
             return []
         if matching is None or matching > self.exact_below:
+            # jsonb filters are estimated as very selective, so the planner would sort every match;
+            # past exact_below matches the HNSW scan (filtering as it goes) is what we want
+            force = "on" if matching is None else "off"
             s.execute(text("SELECT set_config('hnsw.ef_search', :ef, true), "
-                           "set_config('hnsw.iterative_scan', 'relaxed_order', true)"),
-                      {"ef": str(min(1000, max(self.ef_search, depth)))})
+                           "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                           "set_config('enable_bitmapscan', :f, true), set_config('enable_seqscan', :f, true), "
+                           "set_config('enable_sort', :f, true)"),
+                      {"ef": str(min(1000, max(self.ef_search, depth))), "f": force})
             # relaxed_order may return rows slightly out of order: re-sort the materialised few
             rows = s.execute(text(f"WITH c AS MATERIALIZED (SELECT passage_id, {dist} AS d FROM {TABLE} "
                                   f"WHERE {where} ORDER BY d LIMIT :depth) "
                                   "SELECT passage_id, d FROM c ORDER BY d, passage_id"), params).all()
+            s.execute(text("SELECT set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', "
+                           "'on', true), set_config('enable_sort', 'on', true)"))  # the BM25 query needs them
             if matching is None or len(rows) >= min(depth, matching):
                 return [(r.passage_id, -float(r.d)) for r in rows]
         rows = s.execute(text(f"WITH m AS MATERIALIZED (SELECT passage_id, embedding FROM {TABLE} WHERE {where}) "
