@@ -160,3 +160,30 @@ def test_cli_in_pgvector_mode(pgvector_url, tmp_path, monkeypatch):
     monkeypatch.setenv("KOQA_VECTOR_STORE", "files")
     r = run(app, ["ingest", str(docs), "--cluster", "auto"])
     assert r.exit_code != 0 and "KOQA_VECTOR_STORE=pgvector" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_two_api_servers_on_one_database_see_each_others_writes(pgvector_url, tmp_path):
+    import httpx
+
+    from koqa.api.app import create_app
+    from koqa.api.server import serve_in_thread
+    from koqa.pipeline.fakes import FakeReader
+
+    one, two = _open(pgvector_url, tmp_path, "one"), _open(pgvector_url, tmp_path, "two")
+    settings = Settings(home=tmp_path, database_url=pgvector_url, vector_store="pgvector")
+    try:
+        with serve_in_thread(create_app(settings, reader=FakeReader(), store=one)) as a, \
+                serve_in_thread(create_app(settings, reader=FakeReader(), store=two)) as b:
+            r = httpx.post(a + "/collections/hr/documents", timeout=30, json={"documents": [
+                {"id": "leave", "text": "연차 휴가는 입사 1년 후 15일이 주어진다.", "meta": {"dept": "인사"}}]})
+            assert r.status_code == 200 and r.json()["added"] == 1, r.text
+            hits = httpx.post(b + "/search", json={"query": "연차 휴가", "collection": "hr", "k": 3}, timeout=30).json()
+            assert [h["doc_id"] for h in hits["hits"]] == ["leave"]
+            bad = httpx.post(b + "/search", json={"query": "휴가", "collection": "hr", "filters": {"dpt": "인사"}},
+                             timeout=30)
+            assert bad.status_code == 400 and bad.json()["error"]["field"] == "filters.dpt"
+            assert httpx.delete(b + "/collections/hr/documents/leave", timeout=30).status_code == 200
+            assert httpx.post(a + "/search", json={"query": "연차 휴가", "collection": "hr"}, timeout=30).json()["hits"] == []
+    finally:
+        one.close()
+        two.close()
