@@ -4,7 +4,8 @@ Files → documents → chunks in a pool of chunker actors (each loads Kiwi once
 ``map_batches`` on a pool of embedder actors (a GPU each when the cluster has GPUs), then
 written by the driver in groups, each one transaction (documents, passages, pgvector rows by
 ``COPY``) through :class:`~koqa.store.pgvector.PgWriter`: so a ``kill -9`` anywhere leaves
-whole documents or none, and the HNSW index is extended in place. Unchanged documents
+whole documents or none. Into an empty collection the rows are loaded without the HNSW index,
+which is built once at the end; otherwise the index is extended in place. Unchanged documents
 (same content hash as stored) are skipped before chunking, exactly as the embedded ingest.
 
 Resources: actors hold their CPUs for their whole life. Asking for one CPU per actor with
@@ -135,8 +136,17 @@ def cluster_ingest(corpus, collection: str, paths: Sequence, *, embedder_factory
                        concurrency=chunk_actors, num_cpus=cpus)
           .map_batches(_Embed, fn_constructor_args=(embedder_factory, chunker.title_context), batch_size=batch_size,
                        concurrency=actors, num_cpus=0 if gpus else cpus, num_gpus=1 if gpus else 0))
-    passages, store_s = _write(ds, writer, outcome, batch_size, progress)
-    timings = {**writer.times, "store": store_s, "total": time.perf_counter() - started}
+    bulk = not stored  # an empty collection: load without the HNSW index, build it once at the end
+    if bulk:
+        _drop_hnsw(corpus, coll.id)
+    try:
+        passages, store_s = _write(ds, writer, outcome, batch_size, progress)
+    finally:
+        t = time.perf_counter()
+        if bulk:  # also after a failure: the rows written so far are committed and need their index
+            _build_hnsw(corpus, coll.id, emb.dim)
+        build_s = time.perf_counter() - t
+    timings = {**writer.times, "store": store_s, "hnsw_build": build_s, "total": time.perf_counter() - started}
     return IngestReport(**outcome, passages=passages, timings=timings)
 
 
@@ -194,6 +204,24 @@ def _write(ds, writer, outcome: dict, batch_size: int, progress) -> tuple[int, f
         if progress:
             progress(done)
     return passages, store_s
+
+
+def _drop_hnsw(corpus, collection_id: int) -> None:
+    from sqlalchemy import text
+
+    from koqa.store.pgvector import hnsw_index_name
+
+    with corpus.session() as s, s.begin():
+        s.execute(text(f"DROP INDEX IF EXISTS {hnsw_index_name(collection_id)}"))
+
+
+def _build_hnsw(corpus, collection_id: int, dim: int) -> None:
+    """Build the index over the loaded rows (far faster than growing it row by row); a kill
+    before this leaves no index, which the next ingest or ``koqa doctor`` builds."""
+    from koqa.store.pgvector import ensure_hnsw
+
+    with corpus.session() as s, s.begin():
+        ensure_hnsw(s, collection_id, dim)
 
 
 def _unloaded(chunker: Chunker) -> Chunker:
