@@ -18,13 +18,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from sqlalchemy import select
 
 from koqa.ingest.chunking import Chunker
 from koqa.ingest.loaders import LoadError, iter_files, load_file
 from koqa.ingest.pipeline import IngestReport, document_hash, prepare_document
+from koqa.store import sqlstore as sql
+from koqa.store.schema import DocumentRow
 from koqa.types import Chunk, Document, Prepared
 
 __all__ = ["actor_cpus", "cluster_ingest", "ingest_on_cluster"]
@@ -56,7 +60,7 @@ class _ChunkFiles:
         todo: list[tuple[Document, str]] = []
         for path in batch["path"]:
             try:
-                items = load_file(_path(path))
+                items = load_file(Path(path))
             except LoadError as exc:
                 items = [exc]
             for item in items:
@@ -114,17 +118,15 @@ def cluster_ingest(corpus, collection: str, paths: Sequence, *, embedder_factory
     writer = corpus.writer(collection, embedder=emb.name, dim=emb.dim, chunker=chunker.settings,
                            backend=getattr(emb, "backend", None))
     files, failed = [], []
-    for f in iter_files([_path(p) for p in paths]):
-        (failed.append((f.source, f.reason)) if isinstance(f, LoadError) else files.append(str(f)))
+    for f in iter_files([Path(p) for p in paths]):
+        if isinstance(f, LoadError):
+            failed.append((f.source, f.reason))
+        else:
+            files.append(str(f))
     outcome = {"added": [], "updated": [], "skipped": [], "failed": failed}
     if not files:
         return IngestReport(**outcome, timings={"total": time.perf_counter() - started})
     with corpus.session() as s:
-        from sqlalchemy import select
-
-        from koqa.store import sqlstore as sql
-        from koqa.store.schema import DocumentRow
-
         coll = sql.get_collection(s, collection)
         stored = dict(s.execute(select(DocumentRow.doc_id, DocumentRow.content_hash)
                                 .where(DocumentRow.collection_id == coll.id)).all())
@@ -243,8 +245,3 @@ def _columns(rows: list[dict]) -> dict:
     keys = ("status", "doc", "hash", "chunks", "replaces", "reason", "source")
     return {k: np.array([r[k] for r in rows], dtype=bool if k == "replaces" else object) for k in keys}
 
-
-def _path(p):
-    from pathlib import Path
-
-    return Path(p)
