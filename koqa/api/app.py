@@ -66,22 +66,30 @@ def state(request: Request) -> ServerState:
     return request.app.state.koqa
 
 
-def create_app(settings: Settings, *, reader=None, store=None, config: ServerConfig | None = None) -> FastAPI:
-    """An app serving ``reader`` and ``store`` (loaded from ``settings`` at start when None)."""
+def create_app(settings: Settings, *, reader=None, store=None, config: ServerConfig | None = None,
+               batcher=None) -> FastAPI:
+    """An app serving ``reader`` and ``store`` (loaded from ``settings`` at start when None).
+
+    ``batcher``: something with :class:`MicroBatcher`'s interface that reads elsewhere (cluster
+    mode: :class:`koqa.cluster.serve.RemoteReader`, a Ray Serve deployment); it then also stands
+    in for the reader, which this process does not load.
+    """
     config = config or ServerConfig()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        live_reader = reader if reader is not None else load_reader(settings)
+        live_reader = reader if reader is not None else batcher if batcher is not None else load_reader(settings)
         live_store = store if store is not None else load_corpus(settings)
-        await asyncio.to_thread(_warm_up, live_store, live_reader if reader is None else None)
+        loaded_here = reader is None and batcher is None
+        await asyncio.to_thread(_warm_up, live_store, live_reader if loaded_here else None)
         pipeline = QAPipeline(live_store, live_reader, threshold=config.threshold, depth=config.depth,
                               calibration=config.calibration)
-        batcher = MicroBatcher(live_reader, max_batch_size=config.max_batch_size, max_wait_s=config.max_wait_s,
-                               max_queue=config.max_queue, retry_after_s=config.retry_after_s)
-        app.state.koqa = ServerState(settings, config, live_store, live_reader, pipeline, batcher, threading.Lock())
+        live_batcher = batcher if batcher is not None else MicroBatcher(
+            live_reader, max_batch_size=config.max_batch_size, max_wait_s=config.max_wait_s,
+            max_queue=config.max_queue, retry_after_s=config.retry_after_s)
+        app.state.koqa = ServerState(settings, config, live_store, live_reader, pipeline, live_batcher, threading.Lock())
         try:
-            async with batcher:
+            async with live_batcher:
                 yield
         finally:
             if store is None and hasattr(live_store, "close"):

@@ -79,6 +79,12 @@ def serve(
     stop_confidence: float = typer.Option(0.5, help="Adaptive depth: stop after the first pass at this confidence."),
     calibration: Optional[Path] = typer.Option(None, help="Calibration JSON (default: the packaged one)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", metavar="ADDRESS",
+                                          help="Serve on this Ray cluster (ray://host:10001, host:6379 or auto): "
+                                               "the reader as Ray Serve replicas; needs KOQA_VECTOR_STORE=pgvector."),
+    replicas: int = typer.Option(1, help="--cluster: reader replicas (the minimum when autoscaling)."),
+    max_replicas: Optional[int] = typer.Option(None, help="--cluster: autoscale reader replicas up to this many."),
+    ingress_replicas: int = typer.Option(1, help="--cluster: HTTP (retrieval) replicas."),
 ) -> None:
     """Serve the HTTP API and the web page (models load once at start). API key: env KOQA_API_KEY."""
     import uvicorn
@@ -90,6 +96,12 @@ def serve(
                           max_body_bytes=int(max_body_mb * 1024 * 1024), threshold=threshold,
                           depth=_depth(read_first, stop_confidence), calibration=_calibration(calibration))
     settings = Settings.from_env()
+    if cluster:
+        from koqa.cluster.serve import ReaderScaling, run_on_cluster
+
+        run_on_cluster(cluster, settings, config, ReaderScaling(replicas, max_replicas, ingress_replicas=ingress_replicas),
+                       host=host, port=port, echo=lambda m: typer.echo(m, err=True))
+        return
     typer.echo(f"koqa: serving on http://{host}:{port}/ (docs at /docs)"
                + (", API key required" if settings.api_key else ""), err=True)
     uvicorn.run(create_app(settings, config=config), host=host, port=port, log_level=log_level)

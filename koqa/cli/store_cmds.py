@@ -53,6 +53,10 @@ def ingest(
     index: str = typer.Option("flat", "--index", help="FAISS index for a new collection: flat, hnsw or ivf."),
     create: bool = typer.Option(True, "--create/--no-create", help="Create the collection if it does not exist."),
     as_json: bool = AS_JSON,
+    cluster: Optional[str] = typer.Option(None, "--cluster", metavar="ADDRESS",
+                                          help="Chunk and embed on this Ray cluster (Ray Data); needs "
+                                               "KOQA_VECTOR_STORE=pgvector."),
+    actors: int = typer.Option(1, "--actors", help="--cluster: embedder actors (one GPU each when present)."),
 ) -> None:
     """Add, update or skip documents; failed files are listed and make the exit status 1."""
     from rich.console import Console
@@ -74,9 +78,15 @@ def ingest(
                    TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=as_json) as bar:
             task = bar.add_task("embedding", total=None)
-            report = store.ingest_paths(collection, paths, progress=lambda p: bar.update(
-                task, completed=p.passages, total=p.passages_total or None,
-                description=f"{p.documents} document" + "s" * (p.documents != 1)))
+            if cluster:
+                from koqa.cluster.ingest import ingest_on_cluster
+
+                report = ingest_on_cluster(cluster, store, settings, collection, paths, actors=actors, backend=backend,
+                                           progress=lambda n: bar.update(task, description=f"{n} documents"))
+            else:
+                report = store.ingest_paths(collection, paths, progress=lambda p: bar.update(
+                    task, completed=p.passages, total=p.passages_total or None,
+                    description=f"{p.documents} document" + "s" * (p.documents != 1)))
     finally:
         store.close()
     _print_report(report, collection, as_json)

@@ -32,7 +32,17 @@ from koqa.store.schema import IndexMetaRow
 from koqa.text.kiwi import KiwiAnalyzer
 from koqa.types import Hit
 
-__all__ = ["HybridRetriever"]
+__all__ = ["HybridRetriever", "check_request"]
+
+
+def check_request(query: object, k: object, mode: object, filters: object):
+    """Refuse a bad query, ``k``, ``mode`` or ``filters`` (:class:`InvalidInput`); the checked filters."""
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInput("query", query, "must be a non-empty string")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
+        raise InvalidInput("k", k, "must be an integer from 1 to 1000")
+    check_mode(mode)
+    return check_filters(filters)
 
 
 class HybridRetriever:
@@ -64,12 +74,7 @@ class HybridRetriever:
         ``query_vector`` (``embedder.embed_queries([query])[0]``, computed in a batch) skips
         embedding the query here; evaluation scripts use it.
         """
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidInput("query", query, "must be a non-empty string")
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
-            raise InvalidInput("k", k, "must be an integer from 1 to 1000")
-        check_mode(mode)
-        filters = check_filters(filters)
+        filters = check_request(query, k, mode, filters)
         store = self.store
         with store.session() as s:
             coll = sql.get_collection(s, collection)

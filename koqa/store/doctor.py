@@ -55,7 +55,7 @@ def run_doctor(store, *, repair: bool = True, collection: str | None = None) -> 
     with store.lock, store.session() as s:
         rows = [sql.get_collection(s, collection)] if collection else sql.list_collections(s)
         for coll in rows:
-            found = _check_sql(s, coll, repair) + _check_indexes(store, s, coll, repair)
+            found = _check_sql(s, coll, repair) + store.check_indexes(s, coll, repair)
             if repair and any(f.repaired for f in found):
                 sql.bump(s, coll.id)  # other processes then reconcile their in-memory indexes
                 s.commit()
@@ -109,7 +109,8 @@ def _document_problem(s: Session, doc: DocumentRow, dim: int | None) -> str:
     return ""
 
 
-def _check_indexes(store, s: Session, coll: CollectionRow, repair: bool) -> list[Finding]:
+def check_index_files(store, s: Session, coll: CollectionRow, repair: bool) -> list[Finding]:
+    """Findings about the FAISS/BM25 files of ``coll`` (rebuilt from SQL when ``repair``)."""
     meta = s.get(IndexMetaRow, coll.id)
     folder = store.index_dir / coll.uid
     n = sql.passage_count(s, coll.id)

@@ -112,6 +112,15 @@ class DocumentStore:
                ) -> CollectionWriter:
         """A sink for collection ``name`` after checking (or, when it is empty, recording) the
         embedder and chunker settings its passages are indexed with."""
+        coll = self.record_settings(name, embedder=embedder, dim=dim, chunker=chunker, backend=backend)
+        with self.session() as s:  # load + reconcile now, so each commit only applies its own change
+            self.indexes(s, coll, s.get(IndexMetaRow, coll.id), dim)
+        return CollectionWriter(self.session, self._cache, coll, dim)
+
+    def record_settings(self, name: str, *, embedder: str, dim: int, chunker: Mapping,
+                        backend: str | None = None) -> CollectionRow:
+        """Check the collection's recorded embedder and chunker against these (or record them
+        when it is empty); :class:`~koqa.errors.IndexMismatch` when they differ."""
         with self.session() as s, s.begin():
             coll = sql.get_collection(s, name)
             meta = s.get(IndexMetaRow, coll.id)
@@ -125,9 +134,7 @@ class DocumentStore:
             if empty and (meta.embedder, meta.dim) != (embedder, dim):
                 self._cache.drop(coll.id)  # an empty collection may switch embedders
             meta.embedder, meta.dim, meta.chunker, meta.backend = embedder, dim, dict(chunker), backend
-        with self.session() as s:  # load + reconcile now, so each commit only applies its own change
-            self.indexes(s, coll, s.get(IndexMetaRow, coll.id), dim)
-        return CollectionWriter(self.session, self._cache, coll, dim)
+        return coll
 
     # the query path's reads -----------------------------------------------------------
     def indexes(self, s: Session, coll: CollectionRow, meta: IndexMetaRow, fallback_dim: int = 1) -> CollectionIndexes:
@@ -204,6 +211,12 @@ class DocumentStore:
         from koqa.store.doctor import run_doctor
 
         return run_doctor(self, repair=repair, collection=collection)
+
+    def check_indexes(self, s: Session, coll: CollectionRow, repair: bool) -> list:
+        """The doctor's findings about the collection's search indexes (here: its index files)."""
+        from koqa.store.doctor import check_index_files
+
+        return check_index_files(self, s, coll, repair)
 
 
 def check_embedder(collection: str, meta: IndexMetaRow, name: str, dim: int) -> None:

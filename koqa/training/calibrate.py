@@ -179,7 +179,9 @@ def corpus_store(settings, embedder_name: str, docs: Sequence[Document], store_d
     """A store holding exactly ``docs`` in :data:`KORQUAD_COLLECTION`, cached between runs.
 
     Default folder: ``$KOQA_HOME/bench/open_domain/<embedder>`` (shared with
-    bench/open_domain.py); re-runs skip unchanged documents and drop extra ones.
+    bench/open_domain.py); re-runs skip unchanged documents and drop extra ones. With
+    ``settings.vector_store == "pgvector"`` it is the PostgreSQL store of ``settings.database_url``
+    (so bench/open_domain.py measures cluster mode end to end).
     """
     import re
 
@@ -188,8 +190,11 @@ def corpus_store(settings, embedder_name: str, docs: Sequence[Document], store_d
 
     folder = store_dir or settings.home / "bench" / "open_domain" / re.sub(r"[^\w.-]+", "_", embedder_name)
     folder.mkdir(parents=True, exist_ok=True)
-    store = Corpus.open(f"sqlite:///{folder}/koqa.db", folder / "indexes",
-                         embedder=load_embedder(embedder_name, settings=settings))
+    embedder = load_embedder(embedder_name, settings=settings)
+    if settings.vector_store == "pgvector":  # cluster mode: the store of KOQA_DATABASE_URL
+        store = Corpus.from_settings(settings, embedder=embedder)
+    else:
+        store = Corpus.open(f"sqlite:///{folder}/koqa.db", folder / "indexes", embedder=embedder)
     store.create_collection(KORQUAD_COLLECTION, exist_ok=True)
     wanted = {d.id for d in docs}
     for old in store.list_documents(KORQUAD_COLLECTION):
