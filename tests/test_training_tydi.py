@@ -1,0 +1,26 @@
+"""The TyDi train/dev split is by passage and the same on every run."""
+
+import json
+
+from koqa.training.tydi import tydi_splits, write_tydi_splits
+
+
+def _data(n=50):
+    return {"version": "x", "data": [{"title": f"t{i}", "paragraphs": [
+        {"context": f"문단 {i % 20}", "qas": [{"id": str(i), "question": "?", "answers": []}]}]} for i in range(n)]}
+
+
+def _contexts(part):
+    return {p["context"] for a in part["data"] for p in a["paragraphs"]}
+
+
+def test_split_is_by_passage_deterministic_and_complete(tmp_path):
+    train, dev = tydi_splits(_data())
+    assert not _contexts(train) & _contexts(dev) and len(_contexts(dev)) == 4
+    ids = lambda part: [q["id"] for a in part["data"] for p in a["paragraphs"] for q in p["qas"]]  # noqa: E731
+    assert sorted(ids(train) + ids(dev), key=int) == [str(i) for i in range(50)]
+    assert tydi_splits(_data()) == (train, dev)
+    src = tmp_path / "src.json"
+    src.write_text(json.dumps(_data()))
+    t, d = write_tydi_splits(src, tmp_path / "out")
+    assert json.loads(d.read_text()) == dev and json.loads(t.read_text()) == train
