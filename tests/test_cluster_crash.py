@@ -49,13 +49,13 @@ CHILD = textwrap.dedent('''
 
 @pytest.mark.parametrize("point", ["mid_copy", "after_commit"])
 def test_kill_9_during_ingest_leaves_whole_documents(pgvector_url, tmp_path, point):
-    from koqa.pipeline.corpus import Corpus
+    from koqa.pipeline.parts import open_corpus
 
     child = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT)), point, pgvector_url,
                             str(tmp_path / "idx")], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert child.returncode == -9, child.stderr[-2000:]
     settings = Settings(home=tmp_path, database_url=pgvector_url, vector_store="pgvector")
-    store = Corpus.from_settings(settings, embedder=SlowEmbedder(), chunker=chunker_for_test())
+    store = open_corpus(settings, embedder=SlowEmbedder(), chunker=chunker_for_test())
     try:
         with store.session() as s:
             rows = s.execute(text("SELECT d.doc_id, d.n_passages, count(DISTINCT p.id) AS p, count(v.passage_id) AS v "

@@ -10,6 +10,7 @@ from koqa.errors import IndexMismatch, InvalidInput
 from koqa.ingest.chunking import Chunker, RegexTokenizer
 from koqa.ingest.embedders import FakeEmbedder
 from koqa.pipeline.corpus import Corpus
+from koqa.pipeline.parts import open_corpus
 from koqa.settings import Settings
 from koqa.types import Document
 
@@ -22,7 +23,7 @@ DOCS = [Document(id="a", title="세종", text="세종대왕은 훈민정음을 �
 
 def _open(url, tmp_path, name="idx", embedder=None):
     settings = Settings(home=tmp_path / name, database_url=url, vector_store="pgvector")
-    return Corpus.from_settings(settings, embedder=embedder or FakeEmbedder(), chunker=CHUNKER)
+    return open_corpus(settings, embedder=embedder or FakeEmbedder(), chunker=CHUNKER)
 
 
 def test_ingest_and_retrieve_every_mode_like_the_embedded_store(pgvector_url, tmp_path):
@@ -134,7 +135,7 @@ def test_doctor_backfills_passages_written_in_the_embedded_mode(pgvector_url, tm
 def test_pgvector_needs_a_postgresql_url(tmp_path):
     settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path}/k.db", vector_store="pgvector")
     with pytest.raises(InvalidInput, match="postgresql"):
-        Corpus.from_settings(settings, embedder=FakeEmbedder())
+        open_corpus(settings, embedder=FakeEmbedder())
     with pytest.raises(InvalidInput, match="KOQA_VECTOR_STORE"):
         Settings.from_env({"KOQA_VECTOR_STORE": "milvus"})
 

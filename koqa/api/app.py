@@ -16,54 +16,24 @@ from __future__ import annotations
 import asyncio
 import threading
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 import koqa
+from koqa.api import routes_docs, routes_qa
 from koqa.api.batcher import MicroBatcher
 from koqa.api.config import ServerConfig
 from koqa.api.errors import ApiKeyGuard, BodyLimit, install_error_handlers
+from koqa.api.state import ServerState
 from koqa.pipeline.parts import load_corpus, load_reader
 from koqa.pipeline.qa import QAPipeline
 from koqa.settings import Settings
 
 STATIC = Path(__file__).with_name("static")
-
-
-@dataclass
-class ServerState:
-    """The live parts of one server, built in the lifespan and read by the routes."""
-
-    settings: Settings
-    config: ServerConfig
-    store: Any
-    reader: Any
-    pipeline: QAPipeline
-    batcher: MicroBatcher
-    write_lock: threading.Lock
-    asks_in_flight: int = 0  # admitted POST /ask requests (changed only on the event loop)
-
-    async def in_store(self, fn: Callable, *args, write: bool = False, **kwargs):
-        """Run a blocking store call in a thread. The store serves readers during a write
-        (SQLite WAL, its own index lock); writes of this server go one at a time."""
-        if not write:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-
-        def locked():
-            with self.write_lock:
-                return fn(*args, **kwargs)
-
-        return await asyncio.to_thread(locked)
-
-
-def state(request: Request) -> ServerState:
-    return request.app.state.koqa
 
 
 def create_app(settings: Settings, *, reader=None, store=None, config: ServerConfig | None = None,
@@ -99,8 +69,6 @@ def create_app(settings: Settings, *, reader=None, store=None, config: ServerCon
                   description="Korean question answering over your documents. Errors: "
                               '`{"error": {"field", "message"}}`. Send `X-API-Key` when the server has a key.')
     install_error_handlers(app)
-    from koqa.api import routes_docs, routes_qa
-
     app.include_router(routes_qa.router)
     app.include_router(routes_docs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

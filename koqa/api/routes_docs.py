@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from koqa.api.app import ServerState, state
+from koqa.api.state import ServerState, state
 from koqa.api.schemas import CollectionOut, DocumentIn, DocumentOut, ErrorBody, IngestRequest, IngestResponse
 from koqa.errors import NotFound
 from koqa.types import Document

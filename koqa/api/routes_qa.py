@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Depends
 
-from koqa.api.app import ServerState, state
+from koqa.api.state import ServerState, state
 from koqa.api.batcher import Overloaded, ReadOptions
 from koqa.api.schemas import (AskRequest, AskResponse, ErrorBody, HitOut, ReaderAnswer, ReaderRequest,
                                SearchRequest, SearchResponse)

@@ -27,14 +27,11 @@ import numpy as np
 from koqa.errors import InvalidInput, ModelUnavailable
 from koqa.models.delta_codecs import decode, encode
 from koqa.models.shrink import layer_map, original_name
+from koqa.models.tokenizer_files import TOKENIZER_FILES, copy_tokenizer  # noqa: F401  (TOKENIZER_FILES: re-exported)
 
 FORMAT = "koqa-delta/1"
 MANIFEST = "delta.json"
 DELTA_FILE = "delta.safetensors"
-TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "sentencepiece.bpe.model", "spiece.model", "vocab.txt", "vocab.json", "merges.txt",
-)
 
 
 @dataclass(frozen=True)
@@ -124,9 +121,7 @@ def apply_delta(base_dir: str | Path, delta_dir: str | Path, out_dir: str | Path
         if key in config:
             config[key] = "float32"
     _write_json(out / "config.json", config)
-    for name in TOKENIZER_FILES:
-        if (base_dir / name).is_file():
-            shutil.copyfile(base_dir / name, out / name)
+    copy_tokenizer(base_dir, out)
     if (delta_dir / "README.md").is_file():
         shutil.copyfile(delta_dir / "README.md", out / "README.md")
     return out

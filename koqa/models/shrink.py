@@ -15,7 +15,6 @@ PosixPath('runs/fast-init')
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -30,7 +29,7 @@ def shrink_layers(src: str | Path, out: str | Path, keep: Sequence[int]) -> Path
     import torch
     from transformers import AutoConfig, AutoModelForQuestionAnswering
 
-    from koqa.models.delta import TOKENIZER_FILES
+    from koqa.models.tokenizer_files import copy_tokenizer
 
     config = AutoConfig.from_pretrained(src)
     n = config.num_hidden_layers
@@ -45,9 +44,7 @@ def shrink_layers(src: str | Path, out: str | Path, keep: Sequence[int]) -> Path
     setattr(model.config, CONFIG_KEY, [earlier.get(i, i) for i in keep])
     out = Path(out)
     model.save_pretrained(out)
-    for name in TOKENIZER_FILES:
-        if (Path(src) / name).is_file():
-            shutil.copyfile(Path(src) / name, out / name)
+    copy_tokenizer(src, out)
     return out
 
 

@@ -56,16 +56,6 @@ class Corpus(DocumentStore):
         analyzer = self._chunker.analyzer if self._chunker else None
         return HybridRetriever(self, self.embedder, analyzer, fusion_weights=self._fusion_weights)
 
-    @classmethod
-    def from_settings(cls, settings, **kwargs) -> "Corpus":
-        """The corpus of ``settings``: :class:`~koqa.pipeline.pgcorpus.PgCorpus` when
-        ``vector_store`` is ``pgvector``, else the embedded one."""
-        if getattr(settings, "vector_store", "files") == "pgvector" and cls is Corpus:
-            from koqa.pipeline.pgcorpus import PgCorpus
-
-            return PgCorpus.open(settings.database_url, settings.index_dir, **kwargs)
-        return cls.open(settings.database_url, settings.index_dir, **kwargs)
-
     def warm_up(self) -> None:
         """Pay the lazy loads of a first query (Kiwi for BM25 terms) now."""
         self.retriever.analyzer.terms("준비")

@@ -1,4 +1,8 @@
-"""Loading a reader's tokenizer and model runner from a name or folder."""
+"""Loading a reader's tokenizer and model runner from a name or folder.
+
+The checkpoint loaders live in :mod:`koqa.reader.checkpoints` (the ONNX export uses them too);
+they are re-exported here for callers that load a reader's parts by hand.
+"""
 
 from __future__ import annotations
 
@@ -7,45 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from koqa.errors import ModelUnavailable
+from koqa.reader.checkpoints import load_qa_model, load_tokenizer
 
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16"}
+__all__ = ["TorchRunner", "load_qa_model", "load_reader_parts", "load_tokenizer", "resolve"]
 
 
 def resolve(name_or_path: str, settings=None) -> str:
     from koqa.models.registry import resolve_model
 
     return resolve_model(name_or_path, settings)
-
-
-def load_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except OSError as exc:
-        raise ModelUnavailable(
-            f"cannot load tokenizer {path!r} ({exc.__class__.__name__}). Without network access, pass a local "
-            "folder that holds a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json)."
-        ) from None
-
-
-def load_qa_model(path: str, dtype: str = "float32", device: str | None = None):
-    """``AutoModelForQuestionAnswering`` from a QA checkpoint or a bare encoder (fresh QA head)."""
-    import torch
-    from transformers import AutoModelForQuestionAnswering
-
-    if dtype not in _DTYPES:
-        raise ModelUnavailable(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}")
-    try:
-        model = AutoModelForQuestionAnswering.from_pretrained(path, dtype=getattr(torch, _DTYPES[dtype]))
-    except OSError as exc:
-        raise ModelUnavailable(
-            f"cannot load model {path!r} ({exc.__class__.__name__}). Without network access, pass a local "
-            "folder that holds a Hugging Face checkpoint."
-        ) from None
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device).eval()
 
 
 class TorchRunner:

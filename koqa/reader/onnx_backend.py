@@ -116,7 +116,7 @@ def export_onnx(model_dir: Path, out: Path) -> None:
     graph is kept only if its logits match torch on a padded test batch; otherwise
     the plain export is used.
     """
-    from koqa.reader.loading import load_qa_model
+    from koqa.reader.checkpoints import load_qa_model
 
     model = load_qa_model(str(model_dir), "float32", "cpu")
     model.set_attn_implementation("eager")

@@ -187,12 +187,13 @@ def corpus_store(settings, embedder_name: str, docs: Sequence[Document], store_d
 
     from koqa.ingest.embedders import load_embedder
     from koqa.pipeline.corpus import Corpus
+    from koqa.pipeline.parts import open_corpus
 
     folder = store_dir or settings.home / "bench" / "open_domain" / re.sub(r"[^\w.-]+", "_", embedder_name)
     folder.mkdir(parents=True, exist_ok=True)
     embedder = load_embedder(embedder_name, settings=settings)
     if settings.vector_store == "pgvector":  # cluster mode: the store of KOQA_DATABASE_URL
-        store = Corpus.from_settings(settings, embedder=embedder)
+        store = open_corpus(settings, embedder=embedder)
     else:
         store = Corpus.open(f"sqlite:///{folder}/koqa.db", folder / "indexes", embedder=embedder)
     store.create_collection(KORQUAD_COLLECTION, exist_ok=True)

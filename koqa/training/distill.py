@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from koqa.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from koqa.training.train import TrainConfig
+    from koqa.training.config import TrainConfig
 
 
 def load_teacher(cfg: TrainConfig, student, device: str, settings=None):
