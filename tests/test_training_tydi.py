@@ -24,3 +24,17 @@ def test_split_is_by_passage_deterministic_and_complete(tmp_path):
     src.write_text(json.dumps(_data()))
     t, d = write_tydi_splits(src, tmp_path / "out")
     assert json.loads(d.read_text()) == dev and json.loads(t.read_text()) == train
+
+
+def test_tydi_specs_name_the_parts(tmp_path):
+    from koqa.training.korquad import read_train_spec
+
+    data = _data()
+    for a in data["data"]:
+        for p in a["paragraphs"]:
+            p["qas"][0]["answers"] = [{"text": "문단", "answer_start": 0}]
+    src = tmp_path / "tydi.json"
+    src.write_text(json.dumps(data))
+    train, _ = read_train_spec(f"tydi-train:{src}")
+    dev, _ = read_train_spec(f"tydi-dev:{src}")
+    assert len(train) + len(dev) == 50 and not {e.context for e in train} & {e.context for e in dev}

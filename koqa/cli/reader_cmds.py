@@ -81,7 +81,7 @@ def read(
 @app.command("eval")
 @handles_errors
 def eval_cmd(
-    data: Path = typer.Option(..., help="SQuAD-layout .json/.json.gz; korquad-eval:FILE selects eval-split."),
+    data: Path = typer.Option(..., help="SQuAD-layout .json/.json.gz; korquad-eval:FILE selects eval-split, tydi-dev:FILE the TyDi dev split."),
     reader: Optional[str] = typer.Option(None),
     backend: str = typer.Option("torch-fp32", help=" | ".join(READER_BACKENDS)
                                 + " (default torch-fp32: scores comparable with the model cards)"),
@@ -95,7 +95,7 @@ def eval_cmd(
     from koqa.training.korquad import read_train_spec
 
     spec = str(data)
-    path = Path(spec.split(":", 1)[1] if spec.startswith("korquad-") else spec)
+    path = Path(spec.split(":", 1)[1] if spec.startswith(("korquad-", "tydi-")) else spec)
     if not path.is_file():
         raise InvalidInput("--data", str(path), "is not a readable file")
     examples, dropped = read_train_spec(spec + (f":{limit}" if limit else ""))
@@ -109,7 +109,7 @@ def eval_cmd(
 @handles_errors
 def train(
     base: str = typer.Option(..., help="Encoder or QA checkpoint to start from (name or folder)."),
-    train_files: List[str] = typer.Option(..., "--train", help="FILE, FILE:N (sample N) or korquad-train:FILE."),
+    train_files: List[str] = typer.Option(..., "--train", help="FILE, FILE:N (sample N), korquad-train:FILE or tydi-train:FILE."),
     out: Path = typer.Option(..., help="Output folder (also holds the resumable checkpoint)."),
     eval_file: Optional[str] = typer.Option(None, "--eval", help="Evaluate at the end (e.g. korquad-eval:FILE)."),
     epochs: float = typer.Option(2.0),

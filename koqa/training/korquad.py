@@ -156,12 +156,17 @@ def read_train_spec(spec: str, seed: int = 0) -> tuple[list[QAExample], int]:
     """``FILE`` or ``FILE:N`` (a seeded sample of N examples) → (examples, dropped).
 
     ``korquad-train:FILE`` / ``korquad-eval:FILE`` select a split of KorQuAD dev, and
-    ``korquad-train-fit`` / ``korquad-train-holdout`` its articles 1–90 / 91–100.
+    ``korquad-train-fit`` / ``korquad-train-holdout`` its articles 1–90 / 91–100;
+    ``tydi-train:FILE`` / ``tydi-dev:FILE`` the parts of :func:`koqa.training.tydi.tydi_splits`.
     """
     name, _, n = spec.rpartition(":") if spec.rsplit(":", 1)[-1].isdigit() else (spec, "", "")
-    split, _, file = name.partition(":") if name.startswith("korquad-") else ("", "", name)
+    split, _, file = name.partition(":") if name.startswith(("korquad-", "tydi-")) else ("", "", name)
     articles = load_squad(file)["data"]
-    if split:
+    if split in ("tydi-train", "tydi-dev"):
+        from koqa.training.tydi import tydi_splits
+
+        articles = tydi_splits({"data": articles})[split == "tydi-dev"]["data"]
+    elif split:
         train, evals = split_korquad({"data": articles})
         articles = {"korquad-train": train, "korquad-eval": evals,
                     "korquad-train-fit": train[:90], "korquad-train-holdout": train[90:]}[split]

@@ -19,8 +19,6 @@ import hashlib
 import random
 from pathlib import Path
 
-from koqa.training.korquad import load_squad
-
 __all__ = ["tydi_splits", "write_tydi_splits"]
 
 
@@ -28,10 +26,12 @@ def _key(context: str) -> str:
     return hashlib.sha1(context.encode("utf-8")).hexdigest()
 
 
-def tydi_splits(data: dict | str | Path, dev_fraction: float = 0.2, seed: int = 0) -> tuple[dict, dict]:
-    """(train, dev) SQuAD-layout dicts; ``dev_fraction`` of the distinct passages go to dev."""
-    if not isinstance(data, dict):
-        data = load_squad(data)
+def tydi_splits(data: dict, dev_fraction: float = 0.2, seed: int = 0) -> tuple[dict, dict]:
+    """(train, dev) SQuAD-layout dicts; ``dev_fraction`` of the distinct passages go to dev.
+
+    ``tydi-train:FILE`` / ``tydi-dev:FILE`` name the parts wherever koqa takes a data spec
+    (``koqa train --train``, ``koqa eval --data``).
+    """
     keys = sorted({_key(p["context"]) for a in data["data"] for p in a["paragraphs"]})
     random.Random(seed).shuffle(keys)
     dev_keys = set(keys[: round(len(keys) * dev_fraction)])
@@ -50,9 +50,10 @@ def write_tydi_splits(source: str | Path, out_dir: str | Path, dev_fraction: flo
     """Write ``tydi_train.json`` and ``tydi_dev.json`` under ``out_dir``; returns their paths."""
     import json
 
+    data = json.loads(Path(source).read_text(encoding="utf-8"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = out / "tydi_train.json", out / "tydi_dev.json"
-    for path, part in zip(paths, tydi_splits(source, dev_fraction, seed)):
+    for path, part in zip(paths, tydi_splits(data, dev_fraction, seed)):
         path.write_text(json.dumps(part, ensure_ascii=False), encoding="utf-8")
     return paths
