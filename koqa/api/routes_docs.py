@@ -114,7 +114,15 @@ async def _ingest_uploads(st: ServerState, name: str, uploads: list[UploadFile])
     if not uploads:
         raise HTTPException(422, {"field": "files", "message": "no file in the multipart field 'files'"})
     for i, up in enumerate(uploads):
-        if Path(up.filename or "").suffix.lower() not in SUFFIXES:
+        fname = up.filename or ""
+        base = Path(fname).name
+        if "\x00" in fname or not base:
+            raise HTTPException(422, {"field": f"files[{i}]", "message": f"file name {fname!r} is not a plain file name"})
+        size = len(base.encode("utf-8", "surrogatepass"))
+        if size > 255:
+            raise HTTPException(422, {"field": f"files[{i}]",
+                                      "message": f"file name of {size} bytes: at most 255 are allowed"})
+        if Path(fname).suffix.lower() not in SUFFIXES:
             raise HTTPException(415, {"field": f"files[{i}]", "message":
                                       f"unsupported file type {up.filename!r}; supported: {' '.join(SUFFIXES)}"})
     with tempfile.TemporaryDirectory(prefix="koqa-upload-") as tmp:

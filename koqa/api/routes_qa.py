@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from dataclasses import asdict
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
-from koqa.api.state import ServerState, state
 from koqa.api.batcher import Overloaded, ReadOptions
+from koqa.api.errors import API_KEY_HEADER
+from koqa.api.state import ServerState, state
+from koqa.errors import InvalidInput
 from koqa.api.schemas import (AskRequest, AskResponse, ErrorBody, HitOut, ReaderAnswer, ReaderRequest,
                                SearchRequest, SearchResponse)
 
@@ -19,8 +22,12 @@ ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 422, 503)}
 
 
 @router.get("/health", tags=["server"])
-async def health(st: ServerState = Depends(state)) -> dict:
-    """Liveness, the loaded models, the reader's backend and why, and the micro-batcher's counters (no API key needed)."""
+async def health(request: Request, st: ServerState = Depends(state)) -> dict:
+    """Liveness (no API key needed); with the key, or on a server without one, also the loaded
+    models, the reader's backend and why, and the micro-batcher's counters."""
+    key = st.config.api_key or st.settings.api_key
+    if key and not hmac.compare_digest(request.headers.get(API_KEY_HEADER, "").encode(), key.encode()):
+        return {"status": "ok"}
     choice = getattr(st.reader, "backend", None)  # a Choice for a QAReader; injected readers may have none
     return {
         "status": "ok",
@@ -76,6 +83,8 @@ async def read(req: ReaderRequest, st: ServerState = Depends(state)):
     inputs when ``inputs`` is a list. ``score`` is the reader's probability of the span.
     """
     inputs = req.inputs if isinstance(req.inputs, list) else [req.inputs]
+    if len(inputs) > st.batcher.max_queue:  # it could never be admitted whole: say so, not 503 forever
+        raise InvalidInput("inputs", len(inputs), f"this server reads at most {st.batcher.max_queue} inputs per request")
     p = req.parameters
     options = ReadOptions(top_k=p.top_k, max_answer_len=p.max_answer_len, max_seq_len=p.max_seq_len,
                           handle_impossible_answer=p.handle_impossible_answer, doc_stride=p.doc_stride,

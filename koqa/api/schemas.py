@@ -14,6 +14,13 @@ from koqa.pipeline.qa import MAX_ANSWERS, MAX_PASSAGES, MAX_QUESTION_CHARS
 from koqa.retriever.base import Mode
 
 
+# Bounds on one reader request's cost. The input count stays below the server's smallest reader
+# queue (ServerConfig.max_queue, default 64), so a request the schema admits can be admitted.
+MAX_READER_INPUTS = 32
+MAX_CONTEXT_CHARS = 20_000
+MAX_REQUEST_CHARS = 200_000
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -142,8 +149,8 @@ class CollectionOut(BaseModel):
 
 
 class ReaderInput(_Strict):
-    question: str = Field(min_length=1)
-    context: str = Field(min_length=1)
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    context: str = Field(min_length=1, max_length=MAX_CONTEXT_CHARS)
 
     check_blank = field_validator("question", "context")(_not_blank)
 
@@ -169,8 +176,11 @@ class ReaderRequest(_Strict):
     @field_validator("inputs")
     @classmethod
     def _some(cls, value):
-        if isinstance(value, list) and not 1 <= len(value) <= 256:
-            raise ValueError("must hold 1 to 256 inputs")
+        items = value if isinstance(value, list) else [value]
+        if not 1 <= len(items) <= MAX_READER_INPUTS:
+            raise ValueError(f"must hold 1 to {MAX_READER_INPUTS} inputs")
+        if sum(len(i.context) for i in items) > MAX_REQUEST_CHARS:
+            raise ValueError(f"contexts must hold at most {MAX_REQUEST_CHARS} characters in all")
         return value
 
 

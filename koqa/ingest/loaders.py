@@ -28,6 +28,11 @@ from koqa.types import Document
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".jsonl")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Bounds checked on a .docx before any XML is parsed: a small zip can expand to gigabytes
+# (or to millions of empty paragraphs) and cost minutes of CPU and memory to parse.
+DOCX_MAX_UNZIPPED = 64 * 1024 * 1024
+DOCX_MAX_PARAGRAPHS = 100_000
 
 
 class LoadError(KoqaError):
@@ -55,7 +60,17 @@ def path_id(path: Path) -> str:
 
 def make_document(text: str, *, doc_id: str = "", title: str = "", source: str = "",
                   meta: dict[str, Any] | None = None) -> Document:
-    """Normalise and validate one document; empty text is a :class:`LoadError`."""
+    """Normalise and validate one document; empty text, text that is not valid Unicode (a lone
+    surrogate such as ``"\\ud800"`` from JSON) and an id with ``/`` (it could not be addressed in
+    a URL) are a :class:`LoadError`."""
+    for name, value in (("text", text), ("title", title), ("id", doc_id),
+                        ("meta", json.dumps(meta or {}, ensure_ascii=False))):
+        bad = _SURROGATE.search(value)
+        if bad:
+            raise LoadError(source or doc_id or "document",
+                            f"{name} holds a lone surrogate {bad.group()!r} at {bad.start()}: not valid Unicode")
+    if "/" in doc_id:
+        raise LoadError(source or doc_id, f"id {doc_id!r} must not contain '/'")
     text, title = normalize_text(text).strip("\n"), normalize_text(title).strip()
     if not text.strip():
         raise LoadError(source or doc_id or "document", "no text to index (empty document)")
@@ -103,7 +118,8 @@ def load_file(path: Path) -> list[Document | LoadError]:
         return load_jsonl(path, data)
     loader = _LOADERS.get(suffix, _load_text)
     text, title = loader(path, data)
-    return [make_document(text, doc_id=path_id(path), title=title or path.stem, source=str(path),
+    # the resolved path: ingesting a folder by a relative and then an absolute path is the same source
+    return [make_document(text, doc_id=path_id(path), title=title or path.stem, source=str(path.resolve()),
                           meta={"type": suffix.lstrip(".") or "txt"})]
 
 
@@ -189,12 +205,23 @@ def _load_docx(path: Path, data: bytes) -> tuple[str, str]:
     import zipfile
 
     from docx import Document as Docx
+    from lxml import etree
 
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            unzipped = sum(i.file_size for i in z.infolist())
+            if unzipped > DOCX_MAX_UNZIPPED:
+                raise LoadError(str(path), f"a .docx that expands to {unzipped:,} bytes (the limit is {DOCX_MAX_UNZIPPED:,})")
+            with z.open("word/document.xml") as f:
+                paragraphs = sum(chunk.count(b"<w:p>") + chunk.count(b"<w:p ") for chunk in iter(lambda: f.read(1 << 20), b""))
+        if paragraphs > DOCX_MAX_PARAGRAPHS:
+            raise LoadError(str(path), f"{paragraphs:,} paragraphs (the limit is {DOCX_MAX_PARAGRAPHS:,})")
+        # python-docx's parser resolves no entities and keeps libxml2's limits (depth 256, 10 MB text
+        # nodes): a hostile document.xml is an XMLSyntaxError, reported as an unreadable file.
         doc = Docx(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise LoadError(str(path), f"unreadable .docx ({exc})") from None
-    blocks = [p.text for p in doc.paragraphs if p.text.strip()]
+        blocks = [p.text for p in doc.paragraphs if p.text.strip()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, EOFError, etree.LxmlError) as exc:
+        raise LoadError(str(path), f"unreadable .docx ({type(exc).__name__}: {str(exc)[:200]})") from None
     for table in doc.tables:
         for row in table.rows:
             cells = [c.text.strip() for c in row.cells if c.text.strip()]

@@ -290,6 +290,8 @@ def check_question(question: object) -> str:
         raise InvalidInput("question", question, "must be a string")
     if not question.strip():
         raise InvalidInput("question", question, "must not be empty")
+    if "\x00" in question:
+        raise InvalidInput("question", question, "must not contain NUL characters")
     if len(question) > MAX_QUESTION_CHARS:
         raise InvalidInput("question", question, f"must be at most {MAX_QUESTION_CHARS} characters")
     return question.strip()

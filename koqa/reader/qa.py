@@ -174,6 +174,9 @@ class QAReader:
         for field, value in (("top_k", top_k), ("max_answer_len", max_answer_len), ("max_question_len", max_question_len)):
             if value is not None and value < 1:
                 raise InvalidInput(field, value, "must be >= 1")
+        positions = getattr(self.tokenizer, "model_max_length", None)
+        if max_seq_len is not None and positions and positions < 1_000_000 and max_seq_len > positions:
+            raise InvalidInput("max_seq_len", max_seq_len, f"must be at most {positions}, the model's positions")
         c = self.config
         return _Options(top_k, max_answer_len or c.max_answer_len, bool(handle_impossible), bool(token_probs),
                         max_seq_len or c.max_seq_len, c.doc_stride if doc_stride is None else doc_stride,
