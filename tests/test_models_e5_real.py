@@ -6,6 +6,7 @@ The cache is built once per test session; the comparisons skip when ../shared is
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def test_second_resolve_reuses_the_cache_and_cli_reports_it(built, settings, mon
     assert row["built"] and row["path"] == str(built) and row["size_bytes"] > 100e6
 
 
-def test_reader_delta_on_the_real_base_keeps_predictions(built, settings, tmp_path, monkeypatch):
+def test_reader_delta_on_the_real_base_keeps_predictions(built, settings, tmp_path):
     """A me5-sized fake fine-tune (top 2 layers + QA head) survives make/apply with the same argmax."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -136,8 +137,9 @@ def test_reader_delta_on_the_real_base_keeps_predictions(built, settings, tmp_pa
     tuned.save_pretrained(tmp_path / "tuned")
     report = make_delta(built, tmp_path / "tuned", tmp_path / "builtin" / "koqa-reader-small")
     assert report.size_bytes < 5e6
-    monkeypatch.setenv("KOQA_BUILTIN_MODELS", str(tmp_path / "builtin"))
-    reader = AutoModelForQuestionAnswering.from_pretrained(resolve_model("koqa:reader-small", settings)).eval()
+    # Settings are read once; the fake delta's folder is given to them, not to the environment.
+    ours = dataclasses.replace(settings, builtin_models=tmp_path / "builtin")
+    reader = AutoModelForQuestionAnswering.from_pretrained(resolve_model("koqa:reader-small", ours)).eval()
     tok = AutoTokenizer.from_pretrained(built)
     batch = tok(["훈민정음은 누가 만들었나?"] * 2, SAMPLE[:2], padding=True, return_tensors="pt")
     with torch.no_grad():

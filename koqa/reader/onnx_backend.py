@@ -87,9 +87,21 @@ def cache_root(model_dir: Path, settings=None) -> Path:
     return settings.model_cache / "onnx" / f"{Path(model_dir).resolve().name}-{model_fingerprint(model_dir)}"
 
 
+def require_onnx() -> None:
+    """ModelUnavailable naming the extra to install when onnx / onnxruntime are missing."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModelUnavailable(f"the onnx reader backends need {' and '.join(missing)}: "
+                               "pip install 'koqa[onnx]' (or use KOQA_READER_BACKEND=auto)")
+
+
 def ensure_onnx(model_dir: Path, *, quantized: bool = False, quant: QuantSettings = QuantSettings(), settings=None) -> Path:
     """Path of the cached ``model.onnx`` for ``model_dir`` (exported/quantized on first use)."""
     import torch
+
+    require_onnx()
 
     from koqa.models.cache import ensure_built
 
@@ -233,6 +245,7 @@ class OnnxRunner:
     def load(cls, path: Path, *, quantized: bool = False, settings=None, quant: QuantSettings = QuantSettings(),
              threads: int | None = None) -> "OnnxRunner":
         """Runner for a model folder (exported and cached on first use) or a ``.onnx`` file."""
+        require_onnx()
         path = Path(path)
         model = path if path.suffix == ".onnx" else ensure_onnx(path, quantized=quantized, quant=quant, settings=settings)
         return cls(make_session(model, threads))
