@@ -102,7 +102,6 @@ def test_damaged_delta_and_wrong_base_are_refused(models, tmp_path):
     other = tiny_base(tmp_path / "other", seed=7)
     with pytest.raises(ModelUnavailable, match="not the base"):
         apply_delta(other, tmp_path / "delta", tmp_path / "x")
-    assert (apply_delta(other, tmp_path / "delta", tmp_path / "x", check_base=False) / "model.safetensors").exists()
     data = bytearray((tmp_path / "delta" / DELTA_FILE).read_bytes())
     data[-1] ^= 0xFF
     (tmp_path / "delta" / DELTA_FILE).write_bytes(bytes(data))

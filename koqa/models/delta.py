@@ -87,12 +87,11 @@ def make_delta(base_dir: str | Path, tuned_dir: str | Path, out_dir: str | Path,
     return DeltaReport(out, size, manifest["max_abs_error"], methods)
 
 
-def apply_delta(base_dir: str | Path, delta_dir: str | Path, out_dir: str | Path, *, check_base: bool = True) -> Path:
+def apply_delta(base_dir: str | Path, delta_dir: str | Path, out_dir: str | Path) -> Path:
     """Assemble the tuned model (fp32 safetensors, config, base tokenizer) into ``out_dir``.
 
-    Deterministic: the same inputs give a bitwise-identical ``model.safetensors``.
-    ``check_base=False`` accepts a base that differs on purpose (a GPU machine's copy
-    with unused embedding rows zeroed, see ``bench/device_carry.py``).
+    Deterministic: the same inputs give a bitwise-identical ``model.safetensors``.  A base
+    other than the one the delta was made from is refused (ModelUnavailable).
     """
     delta_dir, base_dir = Path(delta_dir), Path(base_dir)
     manifest = read_manifest(delta_dir)
@@ -100,7 +99,7 @@ def apply_delta(base_dir: str | Path, delta_dir: str | Path, out_dir: str | Path
     if _sha256(path) != manifest["delta_sha256"]:
         raise ModelUnavailable(f"{path} does not match the sha256 in {delta_dir / MANIFEST}; the delta is damaged")
     base = load_weights(base_dir, "base_dir")
-    if check_base and fingerprint(base) != manifest["base_fingerprint"]:
+    if fingerprint(base) != manifest["base_fingerprint"]:
         raise ModelUnavailable(
             f"{base_dir} is not the base the delta in {delta_dir} was made from ({manifest['base']})"
         )

@@ -17,8 +17,7 @@ half-written model and racing processes reuse one build.
 
 Quantization (:class:`QuantSettings`) is dynamic int8 of the MatMul and fused
 Attention weights, with activations quantized per batch at run time; the defaults
-were picked by measurement on a 2-core AVX2 CPU without VNNI
-(``bench/onnx_quant_sweep.py``).
+keep the layers whose int8 error costs accuracy in fp32 (see :class:`QuantSettings`).
 """
 
 from __future__ import annotations
@@ -55,8 +54,7 @@ class QuantSettings:
     Weights are int8 (per output channel when ``per_channel``; 7-bit when
     ``reduce_range``), activations are quantized per batch at run time.  Nodes whose
     name matches a ``keep_fp32`` regex stay in fp32.  The defaults are the fastest
-    candidate within 1 F1 of fp32 in ``bench/onnx_quant_sweep.py`` (400 eval-split
-    questions, 2-core AVX2 CPU without VNNI, an early me5-small-ko reader): int8
+    variant found within 1 F1 of fp32 on the eval-split (docs/model-history.md): int8
     everywhere but the FFN down-projections (whose GELU inputs have outliers) and the
     tiny QA head: -0.6 F1, 1.36x fp32; int8 everywhere was 1.67x but -1.6 F1, and
     7-bit weights (``reduce_range``) lost another point.
