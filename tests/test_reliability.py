@@ -10,6 +10,7 @@ import httpx
 import pytest
 from test_api import Q, chunker, make_app, serve_in_thread, store  # noqa: F401  (fixtures)
 
+from koqa.ingest.isolated import ParseLimits, load_files_isolated
 from koqa.ingest.loaders import LoadError, load_file, load_jsonl
 
 DOCX_CT = b'<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">' \
@@ -132,3 +133,31 @@ def test_health_detail_needs_the_key_when_one_is_set(make_app):
     with serve_in_thread(make_app(api_key="s3cret")) as url:
         assert httpx.get(url + "/health").json() == {"status": "ok"}
         assert "batcher" in httpx.get(url + "/health", headers={"X-API-Key": "s3cret"}).json()
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.parametrize("limits, reason", [(ParseLimits(timeout_s=0.2), "longer than 0.2 s"),
+                                            (ParseLimits(memory_bytes=32 * 2**20), "memory limit")])
+def test_uploads_parse_in_a_bounded_child_and_the_server_keeps_its_memory(limits, reason, make_app):
+    flood = docx(body(b"<w:p><w:r><w:t>" + "가나다라 마바사 ".encode() * 8 + b"</w:t></w:r></w:p>" * 60_000))
+    with serve_in_thread(make_app(parse_limits=limits)) as url:
+        before = _rss_mib()
+        r = httpx.post(url + "/collections/bounded/documents", files=[("files", ("flood.docx", flood))], timeout=60)
+        assert r.status_code == 422 and reason in r.json()["error"]["message"], r.text
+        assert _rss_mib() - before < 50  # the parse ran (and was stopped) in the child, not here
+        assert httpx.get(url + "/health").status_code == 200  # the server goes on serving
+        assert "bounded" not in httpx.get(url + "/collections").text
+
+
+def test_isolated_parsing_matches_in_process_parsing(tmp_path):
+    (tmp_path / "a.md").write_text("# 제목\n\n본문 문장.", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"id": "x", "text": "좋은 기록"}\n{"id": "y", "text": "\\ud800"}\n')
+    isolated = load_files_isolated([tmp_path / "a.md", tmp_path / "b.jsonl"])
+    here = [load_file(tmp_path / "a.md"), load_file(tmp_path / "b.jsonl")]
+    assert isolated[0] == here[0]
+    assert isolated[1][0] == here[1][0] and isinstance(isolated[1][1], LoadError)
+    assert isolated[1][1].reason == here[1][1].reason

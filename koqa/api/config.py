@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from koqa.errors import InvalidInput
+from koqa.ingest.isolated import ParseLimits
 from koqa.pipeline.calibration import Calibration
 from koqa.pipeline.depth import ReadingDepth
 
@@ -24,7 +25,9 @@ class ServerConfig:
 
     ``POST /ask`` admits at most ``max_asks`` requests at a time (more get 503 +
     ``Retry-After`` at once, so the admitted ones keep a bounded latency) and gives each
-    ``ask_deadline_s`` seconds before answering 503.
+    ``ask_deadline_s`` seconds before answering 503.  Uploaded files are parsed in a child
+    process bounded by ``parse_limits`` (memory, time): a hostile file is a 422, and the
+    memory its parsing took goes back with the child.
     """
 
     max_batch_size: int = 16
@@ -38,6 +41,7 @@ class ServerConfig:
     threshold: float | None = None  # abstain threshold; None = the calibration file's
     depth: ReadingDepth | None = ReadingDepth()  # adaptive reading depth; None = read all retrieved passages
     calibration: Calibration | None = None  # None = the reader's own (Calibration.for_reader)
+    parse_limits: ParseLimits = ParseLimits()
 
     def __post_init__(self):
         for name in ("max_batch_size", "max_queue", "retry_after_s", "max_body_bytes", "max_asks"):

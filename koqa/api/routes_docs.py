@@ -132,20 +132,22 @@ async def _ingest_uploads(st: ServerState, name: str, uploads: list[UploadFile])
             path.parent.mkdir()
             path.write_bytes(await up.read())
             files.append(path)
-        docs = await asyncio.to_thread(_parse_uploads, name, files)
+        docs = await asyncio.to_thread(_parse_uploads, name, files, st.config.parse_limits)
     report = await st.in_store(_ingest, st.store, name, docs, write=True)
     return report, [d.id for d in docs]
 
 
-def _parse_uploads(collection: str, files: list[Path]) -> list[Document]:
-    from koqa.ingest.loaders import LoadError, load_file
+def _parse_uploads(collection: str, files: list[Path], limits) -> list[Document]:
+    from koqa.ingest.isolated import load_files_isolated
+    from koqa.ingest.loaders import LoadError
 
+    try:
+        parsed = load_files_isolated(files, limits)
+    except LoadError as exc:
+        field = "files" if len(files) > 1 else "files[0]"
+        raise HTTPException(422, {"field": field, "message": exc.reason}) from None
     docs: list[Document] = []
-    for i, path in enumerate(files):
-        try:
-            items = load_file(path)
-        except LoadError as exc:
-            raise HTTPException(422, {"field": f"files[{i}]", "message": f"{path.name}: {exc.reason}"}) from None
+    for i, (path, items) in enumerate(zip(files, parsed)):
         for item in items:
             if isinstance(item, LoadError):
                 where = item.source.replace(str(path), path.name)
