@@ -161,3 +161,9 @@ def test_isolated_parsing_matches_in_process_parsing(tmp_path):
     assert isolated[0] == here[0]
     assert isolated[1][0] == here[1][0] and isinstance(isolated[1][1], LoadError)
     assert isolated[1][1].reason == here[1][1].reason
+
+
+def test_files_only_count_in_the_files_field(make_app):
+    with serve_in_thread(make_app()) as url:
+        r = httpx.post(url + "/collections/field/documents", files=[("other", ("a.txt", "한글 문서".encode()))])
+        assert r.status_code == 422 and r.json()["error"]["field"] == "files", r.text

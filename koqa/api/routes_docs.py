@@ -62,7 +62,7 @@ async def add_documents(name: str, request: Request, st: ServerState = Depends(s
         ids = [d.id for d in docs]
     elif ctype == "multipart/form-data":
         async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES) as form:
-            uploads = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+            uploads = [v for v in form.getlist("files") if isinstance(v, UploadFile)]
             report, ids = await _ingest_uploads(st, name, uploads)
     else:
         raise HTTPException(415, {"field": "content-type",
