@@ -127,16 +127,14 @@ def test_exported_reader_small_answers_as_koqa_read(shared_dir, tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"question": e.question, "context": e.context}, ensure_ascii=False) + "\n"
                              for e in examples), encoding="utf-8")
-    # the runtime reads while koqa read does (two processes: the test's wall time is about halved)
-    runtime = subprocess.Popen([sys.executable, "-c", RUNTIME, str(tmp_path / "export"), str(pairs)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     read = CliRunner().invoke(app, ["read", "--pairs", str(pairs), "--reader", "koqa:reader-small",
                                     "--backend", "torch-fp32"])
-    stdout, stderr = runtime.communicate(timeout=600)
     assert read.exit_code == 0, read.output
-    assert runtime.returncode == 0, stderr[-2000:]
     koqa_answers = [json.loads(line)["answers"][0] for line in read.stdout.splitlines() if line.strip()]
-    handler_answers = [one[0] for one in json.loads(stdout)]
+    runtime = subprocess.run([sys.executable, "-c", RUNTIME, str(tmp_path / "export"), str(pairs)],
+                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert runtime.returncode == 0, runtime.stderr[-2000:]
+    handler_answers = [one[0] for one in json.loads(runtime.stdout)]
     assert len(handler_answers) == len(koqa_answers) == 50
     assert [(a["answer"], a["start"], a["end"]) for a in handler_answers] == \
            [(a["text"], a["start"], a["end"]) for a in koqa_answers]
