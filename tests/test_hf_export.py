@@ -139,3 +139,11 @@ def test_exported_reader_small_answers_as_koqa_read(shared_dir, tmp_path):
     assert [(a["answer"], a["start"], a["end"]) for a in handler_answers] == \
            [(a["text"], a["start"], a["end"]) for a in koqa_answers]
     assert [a["score"] for a in handler_answers] == pytest.approx([a["prob"] for a in koqa_answers], rel=1e-3)
+
+
+def test_the_cli_and_the_integrations_package_import_no_framework():
+    code = ("import sys, koqa, koqa.integrations, koqa.integrations.hf_export, koqa.cli; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'haystack', 'langchain_core', 'torch'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-2000:]
