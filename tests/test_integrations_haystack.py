@@ -84,8 +84,10 @@ def test_bad_parameters_name_the_value():
         KoqaRetriever("demo", mode="fuzzy")
     with pytest.raises(InvalidInput, match="filters"):
         KoqaRetriever("demo", filters=["source"])
-    with pytest.raises(InvalidInput, match="top_n_answers"):
+    with pytest.raises(InvalidInput, match="top_k"):
         KoqaReader(top_k=0)
+    with pytest.raises(InvalidInput, match="threshold"):
+        KoqaReader(threshold=1.5)
     with pytest.raises(InvalidInput, match="question"):
         KoqaRetriever("demo").run("  ")
 

@@ -66,6 +66,8 @@ def test_bad_settings_name_the_value(home):
     # at construction pydantic wraps koqa's InvalidInput in its ValidationError (both ValueErrors), message kept
     with pytest.raises(ValueError, match="mode: must be one of"):
         KoqaRetriever(collection="demo", mode="fuzzy")
+    with pytest.raises(ValueError, match="top_k: must be"):
+        KoqaRetriever(collection="demo", top_k=0)
     with pytest.raises(ValueError, match="top_n_answers: must be"):
         KoqaQA(top_n_answers=0)
     with pytest.raises(InvalidInput, match="question"):

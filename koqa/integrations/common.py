@@ -41,6 +41,13 @@ def edge_settings(**overrides: Any) -> Settings:
     return Settings(**{**fields, **given})
 
 
+def check_count(name: str, value: object, limit: int) -> int:
+    """``value`` when it is an integer in 1..``limit``, else InvalidInput naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise InvalidInput(name, value, f"must be an integer in 1..{limit}")
+    return value
+
+
 def hit_meta(hit: Hit, collection: str) -> dict[str, Any]:
     """The metadata of a retrieved passage: offsets into its document, retrieval scores and ranks."""
     p = hit.passage

@@ -36,20 +36,13 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ExtractedAnswer
 
-from koqa.errors import InvalidInput
-from koqa.integrations.common import edge_settings, hit_from_meta, hit_meta, read_hits
+from koqa.integrations.common import check_count, edge_settings, hit_from_meta, hit_meta, read_hits
 from koqa.pipeline.depth import ReadingDepth
 from koqa.pipeline.qa import MAX_ANSWERS, MAX_PASSAGES, QAResult, check_options, check_question
 from koqa.retriever.base import check_mode
 from koqa.store.filters import check_filters
 
 __all__ = ["KoqaReader", "KoqaRetriever", "answers_of"]
-
-
-def _check_top_k(name: str, value: object, limit: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-        raise InvalidInput(name, value, f"must be an integer in 1..{limit}")
-    return value
 
 
 @component
@@ -63,7 +56,7 @@ class KoqaRetriever:
     def __init__(self, collection: str = "default", *, top_k: int = 10, mode: str = "hybrid",
                  filters: dict[str, Any] | None = None, home: str | None = None,
                  database_url: str | None = None, embedder: str | None = None):
-        _check_top_k("top_k", top_k, MAX_PASSAGES)
+        check_count("top_k", top_k, MAX_PASSAGES)
         check_mode(mode)
         check_filters(filters)
         self.collection, self.top_k, self.mode, self.filters = collection, top_k, mode, filters
@@ -84,7 +77,7 @@ class KoqaRetriever:
             mode: str | None = None) -> dict[str, list[Document]]:
         """The ``top_k`` best passages for ``query``; ``filters``/``mode`` replace the constructor's."""
         query = check_question(query)
-        k = self.top_k if top_k is None else _check_top_k("top_k", top_k, MAX_PASSAGES)
+        k = self.top_k if top_k is None else check_count("top_k", top_k, MAX_PASSAGES)
         mode = self.mode if mode is None else check_mode(mode)
         self.warm_up()
         filters = self.filters if filters is None else filters
@@ -115,7 +108,8 @@ class KoqaReader:
     def __init__(self, reader: str | None = None, *, top_k: int = 5, threshold: float | None = None,
                  no_answer: bool = True, backend: str | None = None, calibration: str | None = None,
                  read_first: int = 5, stop_confidence: float = 0.5, home: str | None = None):
-        check_options(1, top_k, "hybrid", threshold)  # names top_n_answers/threshold when bad
+        check_count("top_k", top_k, MAX_ANSWERS)
+        check_options(1, 1, "hybrid", threshold)  # names threshold when bad
         depth = ReadingDepth(read_first, stop_confidence) if read_first else None
         self.reader, self.top_k, self.threshold, self.no_answer = reader, top_k, threshold, bool(no_answer)
         self.backend, self.calibration, self.home = backend, calibration, home
@@ -136,7 +130,7 @@ class KoqaReader:
     def run(self, query: str, documents: list[Document], top_k: int | None = None,
             threshold: float | None = None) -> dict[str, list[ExtractedAnswer]]:
         """Up to ``top_k`` answers read from ``documents`` (in their retrieval order), plus the no-answer."""
-        top_k = self.top_k if top_k is None else _check_top_k("top_k", top_k, MAX_ANSWERS)
+        top_k = self.top_k if top_k is None else check_count("top_k", top_k, MAX_ANSWERS)
         threshold = self.threshold if threshold is None else threshold
         readable = [d for d in documents if isinstance(d.content, str) and d.content.strip()]
         hits = [hit_from_meta(d.id, d.content, d.score, d.meta) for d in readable]

@@ -31,7 +31,7 @@ from langchain_core.tools import StructuredTool
 from pydantic import ConfigDict, PrivateAttr
 
 from koqa.errors import InvalidInput
-from koqa.integrations.common import edge_settings, hit_meta
+from koqa.integrations.common import check_count, edge_settings, hit_meta
 from koqa.pipeline.qa import MAX_PASSAGES, QAResult, check_options, check_question
 from koqa.retriever.base import check_mode
 from koqa.store.filters import check_filters
@@ -54,16 +54,15 @@ class KoqaRetriever(BaseRetriever):
     corpus: Any = None  # an open koqa Corpus (anything with koqa's retrieve()); None: opened on first use
 
     def model_post_init(self, _context: Any) -> None:
-        check_options(self.top_k, 1, self.mode)  # names top_k_passages / mode
+        check_count("top_k", self.top_k, MAX_PASSAGES)
+        check_mode(self.mode)
         check_filters(self.filters)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 filters: dict[str, Any] | None = None, top_k: int | None = None,
                                 mode: str | None = None) -> list[Document]:
         query = check_question(query)
-        k = self.top_k if top_k is None else top_k
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PASSAGES:
-            raise InvalidInput("top_k", k, f"must be an integer in 1..{MAX_PASSAGES}")
+        k = self.top_k if top_k is None else check_count("top_k", top_k, MAX_PASSAGES)
         mode = check_mode(self.mode if mode is None else mode)
         filters = self.filters if filters is None else filters
         hits = self._open().retrieve(query, k, collection=self.collection, mode=mode, filters=filters or None)
