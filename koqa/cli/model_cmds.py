@@ -125,3 +125,18 @@ def shrink(
     except ValueError:
         raise InvalidInput("keep", keep, "must be comma-separated layer numbers, e.g. 0,2,4") from None
     typer.echo(shrink_layers(resolve_model(source, Settings.from_env()), out, layers))
+
+
+@models_app.command("export")
+@handles_errors
+def export_cmd(
+    name: str = typer.Argument(..., help="QA reader: koqa: name, folder or hub name."),
+    out: Path = typer.Option(..., help="New or empty folder to write the checkpoint and handler into."),
+    trim_particles: bool = typer.Option(True, help="The handler cuts trailing Korean particles by default."),
+) -> None:
+    """Write NAME as a plain Hugging Face QA checkpoint with an Inference Endpoints handler.py."""
+    from koqa.integrations.hf_export import export_reader
+    from koqa.reader.qa import ReaderConfig
+
+    report = export_reader(name, out, settings=Settings.from_env(), config=ReaderConfig(trim_particles=trim_particles))
+    typer.echo(f"wrote {report.out_dir}: {', '.join(report.files)}")
