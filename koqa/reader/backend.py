@@ -12,16 +12,18 @@ explicit backend win.
 >>> resolve_backend("onnx-int8", cpu=amx, cuda=False)
 Choice(backend='onnx-int8', reason='set explicitly (auto would pick torch-bf16)')
 
-The measurements behind the policy (reader-small, eval-split, ``bench/reader_speed.py``):
+Why each kind of machine gets its backend (the measurements are in the README, "Reader
+backends", taken with ``bench/reader_speed.py``):
 
-* AMX (Intel Xeon, 4th generation on): bf16 2.8x fp32 on 100 questions, same EM/F1.
-* AVX512-BF16 without AMX (AMD EPYC): bf16 1.38x fp32 on 100 questions, same F1
-  (86.46 both), so within the 0.3 F1 the policy allows; the smallest gain of the kinds.
+* AMX (Intel Xeon, 4th generation on): bf16 matmuls run on the tile unit, by far the
+  fastest path, and bf16 with fp32 accumulation keeps EM/F1 within :data:`MAX_F1_LOSS`.
+* AVX512-BF16 without AMX (e.g. AMD EPYC): native bf16 dot products, a smaller gain at the
+  same accuracy, so still bf16.
 * VNNI or AVX2 only: no native bf16 (emulated bf16 is slower than fp32); onnx-int8 is
-  faster but lost 0.54 F1 on the same 100 questions (85.92 vs 86.46), more than 0.3: fp32.
+  faster but its accuracy loss is larger than :data:`MAX_F1_LOSS`, so fp32.
 * CUDA: the torch model on the GPU in fp32. bf16 on a GPU is very likely as accurate
-  (the same bf16 weights with fp32 accumulation as on the CPUs above) but no GPU F1 has been
-  measured yet, so it is not picked until ``bench/reader_speed.py --device cuda`` shows it.
+  (the same bf16 weights with fp32 accumulation as on the CPUs above) but it is not picked
+  until ``bench/reader_speed.py --device cuda`` has shown its F1.
 """
 
 from __future__ import annotations

@@ -53,11 +53,14 @@ class QuantSettings:
 
     Weights are int8 (per output channel when ``per_channel``; 7-bit when
     ``reduce_range``), activations are quantized per batch at run time.  Nodes whose
-    name matches a ``keep_fp32`` regex stay in fp32.  The defaults are the fastest
-    variant found within 1 F1 of fp32 on the eval-split (docs/model-history.md): int8
-    everywhere but the FFN down-projections (whose GELU inputs have outliers) and the
-    tiny QA head: -0.6 F1, 1.36x fp32; int8 everywhere was 1.67x but -1.6 F1, and
-    7-bit weights (``reduce_range``) lost another point.
+    name matches a ``keep_fp32`` regex stay in fp32.  The defaults keep in fp32 what
+    int8 hurts most and speeds up least: the FFN down-projections, whose inputs (GELU
+    outputs) have outliers that one per-batch activation scale cannot cover, and the
+    tiny QA head, which writes the logits directly.  Per-channel weight scales follow
+    each output row's own range; 7-bit weights (``reduce_range``) guard against int16
+    saturation on CPUs without VNNI but halve the weight resolution, which cost more
+    accuracy than the saturation did.  The measurements that chose these are in
+    docs/model-history.md.
     """
 
     per_channel: bool = True
@@ -122,7 +125,7 @@ def export_onnx(model_dir: Path, out: Path) -> None:
 
     The graph is traced with eager attention so ONNX Runtime's transformer optimizer
     can fuse it (Attention, EmbedLayerNormalization, SkipLayerNormalization,
-    BiasGelu: about 1.25x faster in fp32 and a fused int8 Attention).  The fused
+    BiasGelu: fewer, larger kernels in fp32 and a fused int8 Attention).  The fused
     graph is kept only if its logits match torch on a padded test batch; otherwise
     the plain export is used.
     """

@@ -38,12 +38,12 @@ class ReaderConfig:
     doc_stride: int = 128
     max_question_len: int = 96
     max_answer_len: int = MAX_ANSWER_LEN
-    # None: by device. On 2 CPU cores batches of 4 windows beat 16 (bench/reader_speed.py: 3,882 vs 3,597
-    # real tokens/s); a GPU wants large batches
+    # None: by device (CPU_BATCH / CUDA_BATCH). A few windows already keep CPU cores busy, so larger batches
+    # there only add padding to the longest window; a GPU needs large batches to be filled
     batch_size: int | None = None
     max_context_chars: int = 100_000
-    # on by default: on eval-split it lifts reader-small from EM 62.13 / F1 81.65 to 69.40 / 82.51
-    # (bench/reader_accuracy.py)
+    # on by default: KorQuAD-style gold answers stop before a trailing particle (세종대왕, not 세종대왕은),
+    # which extractive spans often take along; the gain is in the model cards (bench/reader_accuracy.py)
     trim_particles: bool = True
 
 
