@@ -127,6 +127,22 @@ def shrink(
     typer.echo(shrink_layers(resolve_model(source, Settings.from_env()), out, layers))
 
 
+@models_app.command()
+@handles_errors
+def average(
+    a: str = typer.Argument(..., help="Model A: koqa: name or folder."),
+    b: str = typer.Argument(..., help="Model B (same architecture): koqa: name or folder."),
+    out: Path = typer.Option(..., help="Folder to write the averaged model into."),
+    weight: float = typer.Option(0.5, help="Share of A: WEIGHT * A + (1 - WEIGHT) * B."),
+) -> None:
+    """Average the weights of two fine-tunes of one model (a model soup)."""
+    from koqa.models.average import average_folders
+    from koqa.models.registry import resolve_model
+
+    settings = Settings.from_env()
+    typer.echo(average_folders(resolve_model(a, settings), resolve_model(b, settings), out, weight=weight))
+
+
 @models_app.command("export")
 @handles_errors
 def export_cmd(
