@@ -78,3 +78,16 @@ def ray_cluster():
 
     with local_ray_cluster(nodes=2, cpus_per_node=2) as address:
         yield address
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory) -> Path:
+    """A KOQA_HOME whose collection ``demo`` holds samples/ embedded by the fake embedder."""
+    from koqa.ingest.embedders import FakeEmbedder
+    from koqa.ingest.loaders import load_documents
+    from koqa.pipeline.corpus import Corpus
+
+    home = tmp_path_factory.mktemp("home")
+    with Corpus.from_settings(Settings(home=home), embedder=FakeEmbedder()) as store:
+        store.ingest("demo", load_documents([Path(__file__).resolve().parents[1] / "samples"]), create=True)
+    return home

@@ -12,22 +12,17 @@ from haystack import Document, Pipeline  # noqa: E402
 
 from koqa.errors import InvalidInput  # noqa: E402
 from koqa.ingest.embedders import FakeEmbedder  # noqa: E402
-from koqa.ingest.loaders import load_documents  # noqa: E402
 from koqa.integrations.haystack import KoqaReader, KoqaRetriever  # noqa: E402
 from koqa.pipeline.corpus import Corpus  # noqa: E402
 from koqa.settings import Settings  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 Q = "훈민정음을 창제한 왕은 누구인가?"
 ALLOWED = ["koqa.integrations.haystack"]
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("home")
-    with Corpus.from_settings(Settings(home=home), embedder=FakeEmbedder()) as store:
-        store.ingest("demo", load_documents([SAMPLES]), create=True)
-    return home
+def home(demo_home) -> Path:
+    return demo_home
 
 
 def _pipeline(home: Path, reader: str, **reader_options) -> Pipeline:

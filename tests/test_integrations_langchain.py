@@ -14,23 +14,18 @@ from langchain_core.runnables import RunnableLambda  # noqa: E402
 
 from koqa.errors import InvalidInput  # noqa: E402
 from koqa.ingest.embedders import FakeEmbedder  # noqa: E402
-from koqa.ingest.loaders import load_documents  # noqa: E402
 from koqa.integrations.langchain import KoqaQA, KoqaRetriever, answer_tool  # noqa: E402
 from koqa.pipeline.corpus import Corpus  # noqa: E402
 from koqa.pipeline.fakes import FakeReader, handset_calibration  # noqa: E402
 from koqa.pipeline.qa import QAPipeline  # noqa: E402
 from koqa.settings import Settings  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 Q = "훈민정음을 창제한 왕은 누구인가?"
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("home")
-    with Corpus.from_settings(Settings(home=home), embedder=FakeEmbedder()) as store:
-        store.ingest("demo", load_documents([SAMPLES]), create=True)
-    return home
+def home(demo_home) -> Path:
+    return demo_home
 
 
 @pytest.fixture(scope="module")
