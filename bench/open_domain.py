@@ -58,12 +58,27 @@ def build_store(settings, embedder_name: str, data: list[dict], distractors: int
     return store, len(keep)
 
 
-def absent_answers(pipe, questions: list, k: int) -> dict:
-    """Abstain and false-answer rates on questions whose gold article is not in the collection."""
+SWEEP = (0.25, 0.35, 0.5, 0.65, 0.8)
+
+
+def absent_answers(pipe, questions: list, k: int, present) -> dict:
+    """Abstain and false-answer rates on questions whose gold article is not in the collection,
+    and at each threshold of :data:`SWEEP` what it costs where the gold article is present:
+    the fraction of those questions still answered (coverage) and the EM of the answered ones."""
+    from koqa.training.korquad import exact_match
+
     asked = ask_each(pipe, questions, k, ABSENT_COLLECTION)
     answered = len(questions) - asked.abstained
+    right = {q.id: max(float(exact_match(present.preds[q.id], g)) for g in q.answers) for q in questions}
+    sweep = []
+    for t in SWEEP:
+        kept = [q.id for q in questions if present.confidence[q.id] >= t]
+        sweep.append({"threshold": t,
+                      "absent_false_answer_rate": round(np.mean([asked.confidence[q.id] >= t for q in questions]), 4),
+                      "present_coverage": round(len(kept) / len(questions), 4),
+                      "present_em_answered": round(100 * np.mean([right[i] for i in kept]), 2) if kept else None})
     return {"questions": len(questions), "abstain_rate": round(asked.abstained / len(questions), 4),
-            "false_answer_rate": round(answered / len(questions), 4)}
+            "false_answer_rate": round(answered / len(questions), 4), "threshold_sweep": sweep}
 
 
 def eval_questions(data: list[dict], limit: int | None, seed: int) -> list:
@@ -107,6 +122,7 @@ class Asked:
     read_s: list = field(default_factory=list)
     passages_read: list = field(default_factory=list)
     ranks: list = field(default_factory=list)
+    confidence: dict = field(default_factory=dict)  # the top answer's calibrated confidence (0: none)
     abstained: int = 0
 
 
@@ -120,6 +136,7 @@ def ask_each(pipe, questions: list, k: int, collection: str) -> Asked:
         asked.read_s.append(result.timings["read_s"])
         asked.passages_read.append(result.timings["passages_read"])
         asked.preds[q.id] = result.answers[0].text if result.answers else ""
+        asked.confidence[q.id] = result.answers[0].score if result.answers else 0.0
         asked.abstained += result.no_answer
         asked.ranks.append(recall_ranks(result.hits, q))
         if n % 25 == 0 or n == len(questions):
@@ -174,7 +191,7 @@ def run(args) -> dict:
         out["closed_context"] = {"exact_match": round(closed["exact_match"], 2), "f1": round(closed["f1"], 2)}
         out["f1_gap_to_closed"] = round(closed["f1"] - e2e["f1"], 2)
     if args.absent:
-        out["absent_gold"] = absent_answers(pipe, questions, args.k)
+        out["absent_gold"] = absent_answers(pipe, questions, args.k, asked)
     store.close()
     return out
 
@@ -192,6 +209,9 @@ def print_table(r: dict) -> None:
     if "absent_gold" in r:
         rows += [("gold absent: abstain rate", r["absent_gold"]["abstain_rate"]),
                  ("gold absent: false answers", r["absent_gold"]["false_answer_rate"])]
+        rows += [(f"at {s['threshold']}: absent answered / present answered, EM",
+                  f"{s['absent_false_answer_rate']} / {s['present_coverage']}, {s['present_em_answered']}")
+                 for s in r["absent_gold"]["threshold_sweep"]]
     print(f"reader {r['reader']} · embedder {r['embedder']} · {r['machine']['torch_threads']} torch threads")
     for name, value in rows:
         print(f"  {name:<28} {value}")
