@@ -19,6 +19,8 @@ def test_average_is_the_weighted_mean_and_keeps_a_loadable_folder(tmp_path):
     wa, wb, ws = (load_weights(tmp_path / n) for n in ("a", "b", "soup"))
     for k in wa:
         np.testing.assert_allclose(ws[k], 0.25 * wa[k] + 0.75 * wb[k], rtol=1e-6, atol=1e-7)
+    untouched = next(k for k in wa if "layer.0." in k)  # tune() perturbs layer 1 only
+    assert np.array_equal(ws[untouched], wa[untouched])  # bit-exact where both agree
     assert (out / "config.json").is_file()
     import transformers
 

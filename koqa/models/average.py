@@ -14,6 +14,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from koqa.errors import InvalidInput
 from koqa.models.delta import load_weights
 
@@ -39,6 +41,9 @@ def average_folders(a: str | Path, b: str | Path, out: str | Path, *, weight: fl
     for f in Path(a).iterdir():
         if f.is_file() and f.name not in _WEIGHTS and not f.name.startswith("model-"):
             shutil.copy2(f, out / f.name)
-    soup = {k: torch.from_numpy(weight * wa[k] + (1.0 - weight) * wb[k]).contiguous() for k in wa}
+    # where both agree the value is kept bit-exact (w*x + (1-w)*x can round off x), so tensors
+    # neither fine-tune changed stay equal to the base and cost nothing in a delta
+    soup = {k: torch.from_numpy(np.where(wa[k] == wb[k], wa[k], weight * wa[k] + (1.0 - weight) * wb[k])).contiguous()
+            for k in wa}
     save_file(soup, str(out / "model.safetensors"), metadata={"format": "pt"})
     return out
