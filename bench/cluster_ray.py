@@ -58,7 +58,8 @@ def serving(settings: Settings, args) -> dict:
         corpus.ingest("default", [Document(id=i, text=t, title=i) for i, t in CORPUS])
     reader = partial(FakeReader, delay=args.fake_delay) if args.reader == "fake" else None
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    # one proxy: both local nodes share this machine, so a proxy per node would race for the port
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
     out = {}
     try:
         for replicas in (1, 2):

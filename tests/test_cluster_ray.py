@@ -34,7 +34,8 @@ def test_serve_answers_through_two_reader_replicas_with_batching(ray_cluster, pg
     with load_corpus(settings) as corpus:
         corpus.ingest("default", [Document(id="a", title="세종", text="세종대왕은 훈민정음을 창제하였다.")])
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    # one proxy: both local nodes share this machine, so a proxy per node would race for the port
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
     try:
         app = build_app(settings, ServerConfig(max_wait_ms=50), ReaderScaling(replicas=2),
                         reader_factory=partial(FakeReader, {Q: "세종대왕"}))

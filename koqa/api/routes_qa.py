@@ -83,8 +83,8 @@ async def read(req: ReaderRequest, st: ServerState = Depends(state)):
     inputs when ``inputs`` is a list. ``score`` is the reader's probability of the span.
     """
     inputs = req.inputs if isinstance(req.inputs, list) else [req.inputs]
-    if len(inputs) > st.batcher.max_queue:  # it could never be admitted whole: say so, not 503 forever
-        raise InvalidInput("inputs", len(inputs), f"this server reads at most {st.batcher.max_queue} inputs per request")
+    if len(inputs) > st.config.max_queue:  # it could never be admitted whole: say so, not 503 forever
+        raise InvalidInput("inputs", len(inputs), f"this server reads at most {st.config.max_queue} inputs per request")
     p = req.parameters
     options = ReadOptions(top_k=p.top_k, max_answer_len=p.max_answer_len, max_seq_len=p.max_seq_len,
                           handle_impossible_answer=p.handle_impossible_answer, doc_stride=p.doc_stride,
