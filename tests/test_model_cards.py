@@ -59,5 +59,5 @@ def test_sections_and_numbers_agree(card):
 
 def test_registry_licence_lines_point_at_the_cards():
     for model in BUILTINS:
-        for path in re.findall(r"koqa/models/builtin/\S+/README\.md", model.licence):
+        for path in re.findall(r"models/\S+/README\.md", model.licence):
             assert (REPO / path).is_file(), (model.name, path)

@@ -77,7 +77,7 @@ def resolve(name: str = typer.Argument(..., help="koqa: name, folder or hub name
 @handles_errors
 def make_delta_cmd(
     tuned: Path = typer.Option(..., help="Fine-tuned model folder (safetensors)."),
-    out: Path = typer.Option(..., help="Delta folder to write (e.g. koqa/models/builtin/koqa-reader-small)."),
+    out: Path = typer.Option(..., help="Delta folder to write (e.g. models/koqa-reader-small)."),
     base: str = typer.Option("koqa:e5-small-ko", help="Base it was tuned from: koqa: name or folder."),
     bits: int = typer.Option(8, help="8, or 4 for half the size of changed full-rank matrices (more error)."),
     int4_within: float = typer.Option(None, help="With 8 bits: int4 for each matrix whose max weight error stays "

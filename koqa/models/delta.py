@@ -5,10 +5,10 @@ differs from the base: see :mod:`koqa.models.delta_codecs`) and ``delta.json`` (
 base name, a fingerprint of the base tensors, one entry per tuned tensor with its codec,
 and the sha256 of the delta file).  The tokenizer always comes from the base.
 
->>> report = make_delta("base/", "tuned/", "koqa/models/builtin/koqa-reader-small/")   # doctest: +SKIP
+>>> report = make_delta("base/", "tuned/", "models/koqa-reader-small/")   # doctest: +SKIP
 >>> report.size_bytes < 20e6, report.max_abs_error                        # doctest: +SKIP
 (True, 0.00012)
->>> apply_delta("base/", "koqa/models/builtin/koqa-reader-small/", "/tmp/reader")      # doctest: +SKIP
+>>> apply_delta("base/", "models/koqa-reader-small/", "/tmp/reader")      # doctest: +SKIP
 PosixPath('/tmp/reader')
 """
 

