@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from koqa.errors import InvalidInput
 from koqa.pipeline.depth import ReadingDepth
-from koqa.pipeline.qa import MAX_PASSAGES, QAPipeline, QAResult
+from koqa.pipeline.qa import MAX_PASSAGES, QAPipeline, QAResult, check_question
 from koqa.settings import Settings
 from koqa.types import Hit, Passage
 
@@ -46,6 +46,29 @@ def check_count(name: str, value: object, limit: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
         raise InvalidInput(name, value, f"must be an integer in 1..{limit}")
     return value
+
+
+def open_retrieval_corpus(*, home: str | None, database_url: str | None, embedder: str | None, mode: str):
+    """The corpus a framework retriever reads, opened at its edge; a bm25 retriever loads no
+    embedding model (a call may then not ask for dense retrieval)."""
+    from koqa.pipeline.parts import load_corpus
+
+    settings = edge_settings(home=home, database_url=database_url, embedder=embedder)
+    return load_corpus(settings, with_embedder=mode != "bm25")
+
+
+def retrieve_hits(corpus, query: str, collection: str, *, top_k: int, mode: str, filters: dict | None,
+                  call_top_k: int | None = None, call_mode: str | None = None,
+                  call_filters: dict | None = None) -> list[Hit]:
+    """One retrieval of a framework retriever: the call's ``top_k``/``mode``/``filters`` replace
+    the component's own (each checked), then ``corpus.retrieve``."""
+    from koqa.retriever.base import check_mode
+
+    query = check_question(query)
+    k = top_k if call_top_k is None else check_count("top_k", call_top_k, MAX_PASSAGES)
+    mode = mode if call_mode is None else check_mode(call_mode)
+    filters = filters if call_filters is None else call_filters
+    return corpus.retrieve(query, k, collection=collection, mode=mode, filters=filters or None)
 
 
 def hit_meta(hit: Hit, collection: str) -> dict[str, Any]:

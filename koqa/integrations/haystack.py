@@ -36,9 +36,10 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ExtractedAnswer
 
-from koqa.integrations.common import check_count, edge_settings, hit_from_meta, hit_meta, read_hits
+from koqa.integrations.common import (check_count, edge_settings, hit_from_meta, hit_meta, open_retrieval_corpus,
+                                      read_hits, retrieve_hits)
 from koqa.pipeline.depth import ReadingDepth
-from koqa.pipeline.qa import MAX_ANSWERS, MAX_PASSAGES, QAResult, check_options, check_question
+from koqa.pipeline.qa import MAX_ANSWERS, MAX_PASSAGES, QAResult, check_options
 from koqa.retriever.base import check_mode
 from koqa.store.filters import check_filters
 
@@ -66,22 +67,16 @@ class KoqaRetriever:
     def warm_up(self) -> None:
         """Open the store and load the embedder (once)."""
         if self._corpus is None:
-            from koqa.pipeline.parts import load_corpus
-
-            settings = edge_settings(home=self.home, database_url=self.database_url, embedder=self.embedder)
-            # a bm25 retriever needs no embedding model (a run() may still not ask for dense then)
-            self._corpus = load_corpus(settings, with_embedder=self.mode != "bm25")
+            self._corpus = open_retrieval_corpus(home=self.home, database_url=self.database_url,
+                                                 embedder=self.embedder, mode=self.mode)
 
     @component.output_types(documents=list[Document])
     def run(self, query: str, top_k: int | None = None, filters: dict[str, Any] | None = None,
             mode: str | None = None) -> dict[str, list[Document]]:
         """The ``top_k`` best passages for ``query``; ``filters``/``mode`` replace the constructor's."""
-        query = check_question(query)
-        k = self.top_k if top_k is None else check_count("top_k", top_k, MAX_PASSAGES)
-        mode = self.mode if mode is None else check_mode(mode)
         self.warm_up()
-        filters = self.filters if filters is None else filters
-        hits = self._corpus.retrieve(query, k, collection=self.collection, mode=mode, filters=filters or None)
+        hits = retrieve_hits(self._corpus, query, self.collection, top_k=self.top_k, mode=self.mode,
+                             filters=self.filters, call_top_k=top_k, call_mode=mode, call_filters=filters)
         return {"documents": [Document(id=h.passage.id, content=h.passage.text, score=h.score,
                                        meta=hit_meta(h, self.collection)) for h in hits]}
 

@@ -31,8 +31,8 @@ from langchain_core.tools import StructuredTool
 from pydantic import ConfigDict, PrivateAttr
 
 from koqa.errors import InvalidInput
-from koqa.integrations.common import check_count, edge_settings, hit_meta
-from koqa.pipeline.qa import MAX_PASSAGES, QAResult, check_options, check_question
+from koqa.integrations.common import check_count, edge_settings, hit_meta, open_retrieval_corpus, retrieve_hits
+from koqa.pipeline.qa import MAX_PASSAGES, QAResult, check_options
 from koqa.retriever.base import check_mode
 from koqa.store.filters import check_filters
 
@@ -61,20 +61,15 @@ class KoqaRetriever(BaseRetriever):
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 filters: dict[str, Any] | None = None, top_k: int | None = None,
                                 mode: str | None = None) -> list[Document]:
-        query = check_question(query)
-        k = self.top_k if top_k is None else check_count("top_k", top_k, MAX_PASSAGES)
-        mode = check_mode(self.mode if mode is None else mode)
-        filters = self.filters if filters is None else filters
-        hits = self._open().retrieve(query, k, collection=self.collection, mode=mode, filters=filters or None)
+        hits = retrieve_hits(self._open(), query, self.collection, top_k=self.top_k, mode=self.mode,
+                             filters=self.filters, call_top_k=top_k, call_mode=mode, call_filters=filters)
         return [Document(page_content=h.passage.text, id=h.passage.id,
                          metadata={**hit_meta(h, self.collection), "score": h.score}) for h in hits]
 
     def _open(self):
         if self.corpus is None:
-            from koqa.pipeline.parts import load_corpus
-
-            settings = edge_settings(home=self.home, database_url=self.database_url, embedder=self.embedder)
-            self.corpus = load_corpus(settings, with_embedder=self.mode != "bm25")
+            self.corpus = open_retrieval_corpus(home=self.home, database_url=self.database_url,
+                                                embedder=self.embedder, mode=self.mode)
         return self.corpus
 
 
