@@ -89,25 +89,26 @@ def choose_backend(cpu: CpuFeatures, cuda: bool, cuda_name: str = "") -> Choice:
     """The fastest backend whose eval-split F1 stays within :data:`MAX_F1_LOSS` of fp32 here.
 
     >>> choose_backend(CpuFeatures("EPYC", frozenset({"avx2", "avx512_bf16"})), cuda=False).reason
-    'AVX512-BF16 without AMX (EPYC: avx512_bf16, avx2): native bf16 matmuls, 1.38x fp32 at the same F1 on 100 eval-split questions'
+    'AVX512-BF16 without AMX (EPYC: avx512_bf16, avx2): native bf16 dot products, faster than fp32 within 0.3 F1'
     >>> choose_backend(CpuFeatures("EPYC", frozenset()), cuda=True, cuda_name="H100").backend
     'torch-fp32'
     """
     flags = cpu.relevant
     seen = f"{cpu.model}: {', '.join(flags) or 'none of ' + '/'.join(RELEVANT_FLAGS[3:])}"
+    within = f"within {MAX_F1_LOSS} F1"
     if cuda:
-        return Choice("torch-fp32", f"CUDA device {cuda_name or '0'}: torch on the GPU in fp32 (bf16 F1 on a GPU "
-                                    "not yet measured)")
+        return Choice("torch-fp32", f"CUDA device {cuda_name or '0'}: torch on the GPU in fp32 (bf16 on a GPU is not "
+                                    "yet proven by the speed bench)")
     if "amx_bf16" in cpu.flags:
-        return Choice("torch-bf16", f"AMX ({seen}): bf16 matmuls on the tile unit, 2.8x fp32 at the same EM/F1 "
-                                    "on 100 eval-split questions")
+        return Choice("torch-bf16", f"AMX ({seen}): bf16 matmuls on the tile unit, the fastest path, {within}")
     if "avx512_bf16" in cpu.flags:
-        return Choice("torch-bf16", f"AVX512-BF16 without AMX ({seen}): native bf16 matmuls, 1.38x fp32 at the "
-                                    "same F1 on 100 eval-split questions")
+        return Choice("torch-bf16", f"AVX512-BF16 without AMX ({seen}): native bf16 dot products, faster than fp32 "
+                                    f"{within}")
     if {"avx512_vnni", "avx_vnni"} & cpu.flags:
-        return Choice("torch-fp32", f"VNNI but no native bf16 ({seen}): onnx-int8 is faster but lost 0.54 F1 "
-                                    f"(more than {MAX_F1_LOSS}), so fp32")
-    return Choice("torch-fp32", f"no native bf16 or VNNI ({seen}): fp32")
+        return Choice("torch-fp32", f"VNNI but no native bf16 ({seen}): onnx-int8 is faster but not {within}, "
+                                    "so fp32")
+    return Choice("torch-fp32", f"no native bf16 or VNNI ({seen}): emulated bf16 is slower than fp32 and "
+                                f"onnx-int8 is not {within}, so fp32")
 
 
 def detect_cuda(device: str | None = None) -> tuple[bool, str]:
