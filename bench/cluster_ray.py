@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._machine import cpu  # noqa: E402
 from koqa.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     from koqa.cluster.postgres import embedded_postgres
 
     result = {"embedder": args.embedder, "reader": args.reader, "clients": args.clients,
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}
+              "machine": cpu()}
     with tempfile.TemporaryDirectory() as tmp, \
             (contextlib.nullcontext(args.database_url) if args.database_url else embedded_postgres()) as url, \
             (contextlib.nullcontext(ray.init(address=args.address)) if args.address

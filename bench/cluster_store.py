@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import random
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._machine import cpu  # noqa: E402
 from bench.retrieval import KORQUAD, contains, load_korquad  # noqa: E402
 from koqa.ingest.embedders import load_embedder  # noqa: E402
 from koqa.pipeline.corpus import Corpus  # noqa: E402
@@ -129,12 +129,16 @@ def synthetic(url: str, args) -> dict:
                     cp.write_row((i + j, vector_literal(v)))
     load_s, t = time.perf_counter() - t, time.perf_counter()
     with engine.begin() as c:
+        # pgvector's advice: a graph that does not fit maintenance_work_mem builds many times slower
+        c.execute(sa.text(f"SET LOCAL maintenance_work_mem = '{args.build_memory}'"))
+        c.execute(sa.text(f"SET LOCAL max_parallel_maintenance_workers = {int(args.build_workers)}"))
         c.execute(sa.text("CREATE INDEX ON bench_vectors USING hnsw (v vector_ip_ops)"))
     build_s = time.perf_counter() - t
     queries = rng.standard_normal((args.synthetic_queries, dim)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     truth = np.argsort(-(queries @ base.T), axis=1)[:, :K]
-    out = {"vectors": n, "dim": dim, "copy_s": load_s, "hnsw_build_s": build_s, "ef_search": {}}
+    out = {"vectors": n, "dim": dim, "copy_s": load_s, "hnsw_build_s": build_s, "build_memory": args.build_memory,
+           "build_workers": args.build_workers, "ef_search": {}}
     for ef in args.ef_search:
         got, t = [], time.perf_counter()
         with engine.begin() as c:
@@ -182,12 +186,14 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-korquad", action="store_true")
     ap.add_argument("--synthetic", type=int, default=0, help="vectors in the synthetic set (0: skip)")
     ap.add_argument("--synthetic-queries", type=int, default=200)
+    ap.add_argument("--build-memory", default="4GB", help="maintenance_work_mem for the synthetic HNSW build")
+    ap.add_argument("--build-workers", type=int, default=1, help="max_parallel_maintenance_workers for that build")
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--out", type=Path, default=RESULTS / "cluster_store.json")
     args = ap.parse_args(argv)
     from koqa.cluster.postgres import embedded_postgres
 
-    result = {"embedder": args.embedder, "machine": platform.processor() or platform.machine()}
+    result = {"embedder": args.embedder, "machine": cpu()}
     with tempfile.TemporaryDirectory() as tmp, \
             (contextlib.nullcontext(args.database_url) if args.database_url else embedded_postgres()) as url:
         if not args.skip_korquad:

@@ -34,6 +34,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout
+
+from bench._machine import cpu  # noqa: E402
+
 QUESTIONS = ["훈민정음을 창제한 왕은 누구인가?", "훈민정음은 언제 반포되었나?", "직원은 재택근무를 주 몇 회 할 수 있나?"]
 CONTEXT = "훈민정음은 1443년 조선의 세종대왕이 창제하여 1446년에 반포한 문자이다. " * 6
 
@@ -208,7 +212,7 @@ def main() -> None:
         proc, url = (None, args.url) if args.url else start_server(Path(home), args.collection, args.serve_arg)
         pid = proc.pid if proc else None
         try:
-            result = {"url": url, "cpu": _cpu(), "rss_mib": {"start": rss_mib(pid)}}
+            result = {"url": url, "cpu": cpu(), "rss_mib": {"start": rss_mib(pid)}}
             result["hostile"] = run_hostile(url, args.collection, pid)
             result["rss_mib"]["after_hostile"] = rss_mib(pid)
             asks = [{"question": q, "collection": args.collection} for q in QUESTIONS]
@@ -227,16 +231,9 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def _cpu() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
-
-
 def report(result: dict) -> None:
     h = result["hostile"]
-    print(f"CPU: {result['cpu']} ({os.cpu_count()} cores)")
+    print(f"CPU: {result['cpu']['model']} ({', '.join(result['cpu']['flags'])}; {result['cpu']['cpus']} cores)")
     print(f"hostile inputs: {h['tried']} tried, by status class {h['by_class']}")
     for row in h["rows"]:
         if not (isinstance(row["status"], int) and 400 <= row["status"] < 500):

@@ -31,11 +31,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sys
+
 import numpy as np
 
-from koqa.settings import READER_BACKENDS, Settings
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout
+
+from bench._machine import cpu  # noqa: E402
+from koqa.settings import READER_BACKENDS, Settings  # noqa: E402
+
 SHARED = Settings.from_env().shared
 RECALL_AT = (1, 5, 10, 20)
 
@@ -184,7 +189,7 @@ def run(args) -> dict:
         "latency_s": {"p50": round(float(np.percentile(lat, 50)), 3), "p95": round(float(np.percentile(lat, 95)), 3),
                       "mean": round(float(lat.mean()), 3),
                       "mean_retrieve": round(float(np.mean(asked.retrieve_s)), 3), "mean_read": round(float(np.mean(asked.read_s)), 3)},
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
+        "machine": {**cpu(), "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
     }
     if args.closed:
         closed = closed_context(reader, questions, data)

@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -36,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._machine import cpu  # noqa: E402
 from koqa.ingest.embedders import load_embedder  # noqa: E402
 from koqa.pipeline.corpus import Corpus  # noqa: E402
 from koqa.settings import Settings  # noqa: E402
@@ -222,8 +222,8 @@ def setup(args, inner, load_s, store, n_questions) -> dict:
     return {"setup": {
         "embedder": args.embedder, "backend": args.backend, "embedder_load_s": load_s,
         "fusion_weights": {"dense": 1.0, "bm25": args.bm25_weight},
-        "chunker": store.chunker.settings, "questions": n_questions, "machine": platform.node(),
-        "cpus": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_avg": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M"),
+        "chunker": store.chunker.settings, "questions": n_questions, "machine": cpu(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "date": time.strftime("%Y-%m-%d %H:%M"),
     }}
 
 
