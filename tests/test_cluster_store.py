@@ -188,3 +188,28 @@ def test_two_api_servers_on_one_database_see_each_others_writes(pgvector_url, tm
     finally:
         one.close()
         two.close()
+
+
+def test_an_index_build_gets_memory_for_its_graph_for_that_transaction_only(pgvector_url, tmp_path, monkeypatch):
+    from koqa.store import pgvector
+
+    pg = _open(pgvector_url, tmp_path)
+    try:
+        pg.ingest("default", DOCS)
+        monkeypatch.setattr(pgvector, "_HNSW_ROW_OVERHEAD", 1_000_000)  # 3 rows now "need" ~3.4 MB
+        setting = "SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'"
+        with pg.engine.connect() as c:  # one connection: the session-level value must stay with it
+            c.execute(text("SET maintenance_work_mem = '1MB'"))
+            c.commit()
+            with c.begin():
+                pgvector._raise_build_memory(c, 1, FakeEmbedder().dim)
+                assert c.scalar(text(setting)) > 3000
+            assert c.scalar(text(setting)) == 1024  # SET LOCAL: back once the build's transaction ends
+            c.commit()
+            c.execute(text("SET maintenance_work_mem = '2GB'"))
+            c.commit()
+            with c.begin():
+                pgvector._raise_build_memory(c, 1, FakeEmbedder().dim)
+                assert c.scalar(text(setting)) == 2 * 1024 * 1024  # never lowered
+    finally:
+        pg.close()

@@ -56,6 +56,9 @@ _DDL = [
 _COPY = f"COPY {TABLE} (passage_id, collection_id, embedding, lex, n_terms, fields) FROM STDIN"
 _MAX_POSITIONS, _MAX_POSITION, _MAX_LEXEME_BYTES = 256, 16383, 2046  # PostgreSQL's tsvector limits
 _BACKFILL = 2000
+# an HNSW graph element beyond its vector: the level-0 neighbour list (2m = 32 entries) and headers
+_HNSW_ROW_OVERHEAD = 700
+_HNSW_BUILD_MEMORY_CAP_KB = 4 * 1024 * 1024  # a million 384-dimensional passages need ~2.7 GB
 
 
 def hnsw_index_name(collection_id: int) -> str:
@@ -222,8 +225,20 @@ def ensure_hnsw(s: Session, collection_id: int, dim: int) -> None:
     if have is not None and f"vector({int(dim)})" in have:
         return
     s.execute(text(f"DROP INDEX IF EXISTS {name}"))
+    _raise_build_memory(s, collection_id, dim)
     s.execute(text(f"CREATE INDEX {name} ON {TABLE} USING hnsw ((embedding::vector({int(dim)})) vector_ip_ops) "
                    f"WHERE collection_id = {int(collection_id)}"))
+
+
+def _raise_build_memory(s: Session, collection_id: int, dim: int) -> None:
+    """Give this transaction's index build room for the whole graph: pgvector builds it in
+    ``maintenance_work_mem`` and, once the graph outgrows it, goes on many times slower on disk
+    (the default, 64 MB, holds ~25k 384-dimensional vectors). Never lowers the server's value."""
+    rows = s.scalar(text(f"SELECT count(*) FROM {TABLE} WHERE collection_id = :c"), {"c": collection_id})
+    want_kb = min(int(rows * (4 * dim + _HNSW_ROW_OVERHEAD) * 1.2) // 1024, _HNSW_BUILD_MEMORY_CAP_KB)
+    have_kb = s.scalar(text("SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'"))
+    if want_kb > have_kb:
+        s.execute(text("SELECT set_config('maintenance_work_mem', :v, true)"), {"v": f"{want_kb}kB"})
 
 
 def backfill(s: Session, collection_id: int) -> int:
