@@ -45,6 +45,7 @@ CORPUS = [("sejong", "세종대왕은 1443년에 훈민정음을 창제하였다
 
 def serving(settings: Settings, args) -> dict:
     import httpx
+    import ray
     from ray import serve
 
     from koqa.api.config import ServerConfig
@@ -63,8 +64,9 @@ def serving(settings: Settings, args) -> dict:
     out = {}
     try:
         for replicas in (1, 2):
-            app = build_app(settings, ServerConfig(max_asks=args.clients * 2, max_wait_ms=args.max_wait_ms),
-                            ReaderScaling(replicas=replicas, ingress_replicas=args.ingress_replicas),
+            scaling = ReaderScaling(replicas=replicas, ingress_replicas=args.ingress_replicas, cpus=args.reader_cpus)
+            scaling.check_fits(ray.cluster_resources())
+            app = build_app(settings, ServerConfig(max_asks=args.clients * 2, max_wait_ms=args.max_wait_ms), scaling,
                             reader_factory=reader)
             serve.run(app, name="koqa", route_prefix="/")
             url = f"http://127.0.0.1:{port}"
@@ -167,6 +169,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--ingress-replicas", type=int, default=1)
+    ap.add_argument("--reader-cpus", type=float, default=0.5,
+                    help="CPUs Ray reserves per reader replica (0.5: two replicas and the ingress fit 2 CPUs)")
     ap.add_argument("--passages", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=RESULTS / "cluster_ray.json")
     args = ap.parse_args(argv)
@@ -175,7 +179,7 @@ def main(argv=None) -> int:
     from koqa.cluster.local import local_ray_cluster
     from koqa.cluster.postgres import embedded_postgres
 
-    result = {"embedder": args.embedder, "reader": args.reader, "clients": args.clients,
+    result = {"embedder": args.embedder, "reader": args.reader, "clients": args.clients, "reader_cpus": args.reader_cpus,
               "machine": cpu()}
     with tempfile.TemporaryDirectory() as tmp, \
             (contextlib.nullcontext(args.database_url) if args.database_url else embedded_postgres()) as url, \

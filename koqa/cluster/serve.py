@@ -34,23 +34,50 @@ __all__ = ["ReaderScaling", "RemoteReader", "build_app"]
 class ReaderScaling:
     """Reader replicas: ``replicas`` fixed, or autoscaled from ``replicas`` to ``max_replicas``
     aiming at ``target_ongoing`` questions per replica. ``num_gpus`` per replica (None: 1 when
-    the cluster has GPUs, else 0)."""
+    the cluster has GPUs, else 0); ``cpus`` per reader replica without a GPU and ``ingress_cpus``
+    per ingress replica are what Ray reserves for them (fractions share a core).
+
+    >>> ReaderScaling(replicas=2).check_fits({"CPU": 2.0})
+    Traceback (most recent call last):
+    koqa.errors.InvalidInput: replicas: 2 reader replicas x 1 CPU + 1 ingress x 1 CPU need 3 CPUs, the cluster has 2; add nodes or lower --reader-cpus (got 2)
+    >>> ReaderScaling(replicas=2, cpus=0.5).check_fits({"CPU": 2.0})
+    """
 
     replicas: int = 1
     max_replicas: int | None = None
     target_ongoing: int = 16
     num_gpus: float | None = None
     ingress_replicas: int = 1
+    cpus: float = 1.0
+    ingress_cpus: float = 1.0
 
     def reader_options(self, cluster_gpus: float) -> dict:
-        gpus = self.num_gpus if self.num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)
-        opts: dict = {"ray_actor_options": {"num_gpus": gpus, "num_cpus": 0 if gpus else 1}}
+        gpus = self._gpus(cluster_gpus)
+        opts: dict = {"ray_actor_options": {"num_gpus": gpus, "num_cpus": 0 if gpus else self.cpus}}
         if self.max_replicas and self.max_replicas > self.replicas:
             opts["autoscaling_config"] = {"min_replicas": self.replicas, "max_replicas": self.max_replicas,
                                           "target_ongoing_requests": self.target_ongoing}
         else:
             opts["num_replicas"] = self.replicas
         return opts
+
+    def check_fits(self, cluster: dict[str, float]) -> None:
+        """Refuse, naming the numbers, what Ray could never place: Serve would wait forever for it."""
+        from koqa.errors import InvalidInput
+
+        gpus = self._gpus(cluster.get("GPU", 0.0))
+        reader_cpus = 0.0 if gpus else self.cpus
+        need_cpu = self.replicas * reader_cpus + self.ingress_replicas * self.ingress_cpus
+        if gpus and self.replicas * gpus > cluster.get("GPU", 0.0):
+            raise InvalidInput("replicas", self.replicas, f"{self.replicas} reader replicas x {gpus:g} GPU need more "
+                                                          f"GPUs than the cluster's {cluster.get('GPU', 0.0):g}")
+        if need_cpu > cluster.get("CPU", 0.0):
+            raise InvalidInput("replicas", self.replicas, f"{self.replicas} reader replicas x {reader_cpus:g} CPU + "
+                               f"{self.ingress_replicas} ingress x {self.ingress_cpus:g} CPU need {need_cpu:g} CPUs, "
+                               f"the cluster has {cluster.get('CPU', 0.0):g}; add nodes or lower --reader-cpus")
+
+    def _gpus(self, cluster_gpus: float) -> float:
+        return self.num_gpus if self.num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)
 
 
 @serve.deployment(max_ongoing_requests=256)
@@ -161,6 +188,7 @@ def build_app(settings: Settings, config: ServerConfig = ServerConfig(), scaling
     reader = KoqaReader.options(**scaling.reader_options(cluster_gpus)).bind(
         reader_factory or partial(load_reader, settings), config.max_batch_size, config.max_wait_s)
     ingress = serve.deployment(KoqaIngress, name="KoqaIngress", num_replicas=scaling.ingress_replicas,
+                               ray_actor_options={"num_cpus": scaling.ingress_cpus},
                                max_ongoing_requests=max(64, config.max_asks * 4))
     return ingress.bind(reader, settings, config, store_factory)
 
@@ -179,8 +207,10 @@ def run_on_cluster(address: str, settings: Settings, config: ServerConfig, scali
                            "cluster serving needs pgvector (every replica must see one store): "
                            "set KOQA_VECTOR_STORE=pgvector and a postgresql:// KOQA_DATABASE_URL")
     ray.init(address=address)
+    resources = ray.cluster_resources()
+    scaling.check_fits(resources)
     serve.start(http_options={"host": host, "port": port})
-    gpus = ray.cluster_resources().get("GPU", 0.0)
+    gpus = resources.get("GPU", 0.0)
     serve.run(build_app(settings, config, scaling, cluster_gpus=gpus), name="koqa", route_prefix="/")
     echo(f"koqa: serving on http://{host}:{port}/ from Ray cluster {address} "
          f"({scaling.replicas}{'-' + str(scaling.max_replicas) if scaling.max_replicas else ''} reader replicas, "
