@@ -64,7 +64,8 @@ def serving(settings: Settings, args) -> dict:
     out = {}
     try:
         for replicas in (1, 2):
-            scaling = ReaderScaling(replicas=replicas, ingress_replicas=args.ingress_replicas, cpus=args.reader_cpus)
+            scaling = ReaderScaling(replicas=replicas, ingress_replicas=args.ingress_replicas, cpus=args.reader_cpus,
+                                    ingress_cpus=args.ingress_cpus)
             scaling.check_fits(ray.cluster_resources())
             app = build_app(settings, ServerConfig(max_asks=args.clients * 2, max_wait_ms=args.max_wait_ms), scaling,
                             reader_factory=reader)
@@ -171,6 +172,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ingress-replicas", type=int, default=1)
     ap.add_argument("--reader-cpus", type=float, default=0.5,
                     help="CPUs Ray reserves per reader replica (0.5: two replicas and the ingress fit 2 CPUs)")
+    ap.add_argument("--ingress-cpus", type=float, default=0.5,
+                    help="CPUs per ingress replica (Serve spreads replicas over nodes: a whole CPU may fit on none)")
     ap.add_argument("--passages", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=RESULTS / "cluster_ray.json")
     args = ap.parse_args(argv)
@@ -180,6 +183,7 @@ def main(argv=None) -> int:
     from koqa.cluster.postgres import embedded_postgres
 
     result = {"embedder": args.embedder, "reader": args.reader, "clients": args.clients, "reader_cpus": args.reader_cpus,
+              "ingress_cpus": args.ingress_cpus,
               "machine": cpu()}
     with tempfile.TemporaryDirectory() as tmp, \
             (contextlib.nullcontext(args.database_url) if args.database_url else embedded_postgres()) as url, \

@@ -87,6 +87,7 @@ def serve(
     ingress_replicas: int = typer.Option(1, help="--cluster: HTTP (retrieval) replicas."),
     reader_cpus: float = typer.Option(1.0, help="--cluster: CPUs Ray reserves per reader replica on a node "
                                                 "without GPUs (fractions share a core)."),
+    ingress_cpus: float = typer.Option(1.0, help="--cluster: CPUs Ray reserves per HTTP (retrieval) replica."),
 ) -> None:
     """Serve the HTTP API and the web page (models load once at start). API key: env KOQA_API_KEY."""
     import uvicorn
@@ -102,7 +103,7 @@ def serve(
         from koqa.cluster.serve import ReaderScaling, run_on_cluster
 
         run_on_cluster(cluster, settings, config, ReaderScaling(replicas, max_replicas, ingress_replicas=ingress_replicas,
-                                                                   cpus=reader_cpus),
+                                                                   cpus=reader_cpus, ingress_cpus=ingress_cpus),
                        host=host, port=port, echo=lambda m: typer.echo(m, err=True))
         return
     typer.echo(f"koqa: serving on http://{host}:{port}/ (docs at /docs)"

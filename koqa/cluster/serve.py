@@ -39,7 +39,7 @@ class ReaderScaling:
 
     >>> ReaderScaling(replicas=2).check_fits({"CPU": 2.0})
     Traceback (most recent call last):
-    koqa.errors.InvalidInput: replicas: 2 reader replicas x 1 CPU + 1 ingress x 1 CPU need 3 CPUs, the cluster has 2; add nodes or lower --reader-cpus (got 2)
+    koqa.errors.InvalidInput: replicas: 2 reader replicas x 1 CPU + 1 ingress x 1 CPU need 3 CPUs, the cluster has 2; add nodes or lower --reader-cpus / --ingress-cpus (got 2)
     >>> ReaderScaling(replicas=2, cpus=0.5).check_fits({"CPU": 2.0})
     """
 
@@ -62,7 +62,11 @@ class ReaderScaling:
         return opts
 
     def check_fits(self, cluster: dict[str, float]) -> None:
-        """Refuse, naming the numbers, what Ray could never place: Serve would wait forever for it."""
+        """Refuse, naming the numbers, what Ray could never place: Serve would wait forever for it.
+
+        Totals only: Serve spreads replicas over nodes, so on small nodes a replica can still find
+        no node with room left (two 0.5-CPU readers on two 1-CPU nodes leave no whole CPU for an
+        ingress); lower ``ingress_cpus`` / ``cpus`` then."""
         from koqa.errors import InvalidInput
 
         gpus = self._gpus(cluster.get("GPU", 0.0))
@@ -74,7 +78,7 @@ class ReaderScaling:
         if need_cpu > cluster.get("CPU", 0.0):
             raise InvalidInput("replicas", self.replicas, f"{self.replicas} reader replicas x {reader_cpus:g} CPU + "
                                f"{self.ingress_replicas} ingress x {self.ingress_cpus:g} CPU need {need_cpu:g} CPUs, "
-                               f"the cluster has {cluster.get('CPU', 0.0):g}; add nodes or lower --reader-cpus")
+                               f"the cluster has {cluster.get('CPU', 0.0):g}; add nodes or lower --reader-cpus / --ingress-cpus")
 
     def _gpus(self, cluster_gpus: float) -> float:
         return self.num_gpus if self.num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)
