@@ -141,7 +141,7 @@ def _rss_mib() -> float:
 
 
 @pytest.mark.parametrize("limits, reason", [(ParseLimits(timeout_s=0.2), "longer than 0.2 s"),
-                                            (ParseLimits(memory_bytes=32 * 2**20), "memory limit")])
+                                            (ParseLimits(memory_bytes=32 * 2**20), "more memory to parse than the limit")])
 def test_uploads_parse_in_a_bounded_child_and_the_server_keeps_its_memory(limits, reason, make_app):
     flood = docx(body(b"<w:p><w:r><w:t>" + "가나다라 마바사 ".encode() * 8 + b"</w:t></w:r></w:p>" * 60_000))
     with serve_in_thread(make_app(parse_limits=limits)) as url:
