@@ -133,8 +133,11 @@ def cluster_ingest(corpus, collection: str, paths: Sequence, *, embedder_factory
     gpus = ray.cluster_resources().get("GPU", 0.0)
     cpus = actor_cpus(ray.cluster_resources().get("CPU", 1.0), actors + chunk_actors)
     blocks = max(1, min(len(files), 4 * (actors + chunk_actors)))  # enough blocks to keep every actor busy
+    # a chunking batch is one output block and one embedding task: a batch larger than a block would
+    # merge the blocks again and leave all but one embedder actor idle
+    files_per_batch = max(1, min(FILES_PER_BATCH, len(files) // blocks))
     ds = (ray.data.from_items([{"path": p} for p in files], override_num_blocks=blocks)
-          .map_batches(_ChunkFiles, fn_constructor_args=(_unloaded(chunker), ray.put(stored)), batch_size=FILES_PER_BATCH,
+          .map_batches(_ChunkFiles, fn_constructor_args=(_unloaded(chunker), ray.put(stored)), batch_size=files_per_batch,
                        concurrency=chunk_actors, num_cpus=cpus)
           .map_batches(_Embed, fn_constructor_args=(embedder_factory, chunker.title_context), batch_size=batch_size,
                        concurrency=actors, num_cpus=0 if gpus else cpus, num_gpus=1 if gpus else 0))
