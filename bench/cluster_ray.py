@@ -182,9 +182,8 @@ def main(argv=None) -> int:
     from koqa.cluster.local import local_ray_cluster
     from koqa.cluster.postgres import embedded_postgres
 
-    result = {"embedder": args.embedder, "reader": args.reader, "clients": args.clients, "reader_cpus": args.reader_cpus,
-              "ingress_cpus": args.ingress_cpus,
-              "machine": cpu()}
+    result = {"embedder": args.embedder, "reader": args.reader, "clients": args.clients,
+              "reader_cpus": args.reader_cpus, "ingress_cpus": args.ingress_cpus, "machine": cpu()}
     with tempfile.TemporaryDirectory() as tmp, \
             (contextlib.nullcontext(args.database_url) if args.database_url else embedded_postgres()) as url, \
             (contextlib.nullcontext(ray.init(address=args.address)) if args.address

@@ -27,11 +27,10 @@ import json
 import os
 import platform
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import sys
 
 import numpy as np
 
