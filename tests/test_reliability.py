@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import io
 import json
+import os
+import signal
+import time
 import zipfile
+from pathlib import Path
 
 import httpx
 import pytest
@@ -151,6 +157,32 @@ def test_uploads_parse_in_a_bounded_child_and_the_server_keeps_its_memory(limits
         assert _rss_mib() - before < 50  # the parse ran (and was stopped) in the child, not here
         assert httpx.get(url + "/health").status_code == 200  # the server goes on serving
         assert "bounded" not in httpx.get(url + "/collections").text
+
+
+def _children_parsing() -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            pid, ppid = stat.parent.name, stat.read_text().rsplit(")", 1)[1].split()[1]
+            if int(ppid) == os.getpid() and b"koqa.ingest.isolated" in (stat.parent / "cmdline").read_bytes():
+                found.append(int(pid))
+    return found
+
+
+def test_a_parsing_child_that_dies_is_a_load_error_naming_how(tmp_path):
+    # what the kernel's OOM killer does to a child past a cgroup limit: SIGKILL, no Python error
+    path = tmp_path / "flood.docx"
+    path.write_bytes(docx(body(b"<w:p><w:r><w:t>" + "가나다라 ".encode() * 8 + b"</w:t></w:r></w:p>" * 200_000)))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        parse = pool.submit(load_files_isolated, [path], ParseLimits(timeout_s=60))
+        deadline = time.monotonic() + 30
+        while not (pids := _children_parsing()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pids, "the parsing child never started"
+        os.kill(pids[0], signal.SIGKILL)
+        with pytest.raises(LoadError, match="crashed: killed by SIGKILL") as err:
+            parse.result(timeout=30)
+    assert err.value.source == "flood.docx"
 
 
 def test_isolated_parsing_matches_in_process_parsing(tmp_path):

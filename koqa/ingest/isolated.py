@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -48,8 +49,11 @@ def load_files_isolated(paths: Sequence[Path], limits: ParseLimits = ParseLimits
     except subprocess.TimeoutExpired:
         raise LoadError(where, f"parsing took longer than {limits.timeout_s:g} s (the limit)") from None
     if done.returncode != 0:
+        # a negative code is the signal that ended it: SIGKILL is what the kernel's OOM killer sends
+        how = (f"killed by {signal.Signals(-done.returncode).name}" if done.returncode < 0
+               else f"exit code {done.returncode}")
         raise LoadError(where, f"the parser stopped (over its {limits.memory_bytes / 2**20:,.0f} MiB memory limit "
-                               f"or crashed: exit code {done.returncode})")
+                               f"or crashed: {how})")
     return [[_decode(item) for item in items] for items in json.loads(done.stdout)]
 
 
