@@ -55,6 +55,7 @@ class Settings:
     hub_offline: bool = False
     hub_cache: Path | None = None
     vector_store: str = "files"  # one of VECTOR_STORES; pgvector needs a postgresql database_url
+    pg_ef_search: int = 100  # pgvector HNSW candidate list: recall vs speed on large collections
 
     def __post_init__(self):
         object.__setattr__(self, "home", Path(self.home).expanduser())
@@ -65,6 +66,10 @@ class Settings:
             from koqa.errors import InvalidInput
 
             raise InvalidInput("vector_store", self.vector_store, f"must be one of {', '.join(VECTOR_STORES)}")
+        if not 1 <= self.pg_ef_search <= 1000:  # pgvector's own bounds
+            from koqa.errors import InvalidInput
+
+            raise InvalidInput("pg_ef_search", self.pg_ef_search, "must be between 1 and 1000")
 
     @property
     def model_cache(self) -> Path:
@@ -92,6 +97,7 @@ class Settings:
             hub_offline=any(env.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")),
             hub_cache=_path(env.get("HF_HUB_CACHE")) or (_path(env.get("HF_HOME")) / "hub" if env.get("HF_HOME") else None),
             vector_store=_env_choice(env, "KOQA_VECTOR_STORE", VECTOR_STORES),
+            pg_ef_search=_env_int(env, "KOQA_PG_EF_SEARCH", 100),
         )
 
 
@@ -120,3 +126,13 @@ def _env_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> 
 
         raise InvalidInput(name, value, f"must be one of {', '.join(choices)}")
     return value
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name) or str(default)
+    try:
+        return int(value)
+    except ValueError:
+        from koqa.errors import InvalidInput
+
+        raise InvalidInput(name, value, "must be a whole number") from None

@@ -17,6 +17,8 @@ def open_corpus(settings: Settings, **kwargs):
     embedded :class:`~koqa.pipeline.corpus.Corpus`."""
     if settings.vector_store == "pgvector":
         from koqa.pipeline.pgcorpus import PgCorpus as cls
+
+        kwargs.setdefault("ef_search", settings.pg_ef_search)
     else:
         from koqa.pipeline.corpus import Corpus as cls
     return cls.from_settings(settings, **kwargs)

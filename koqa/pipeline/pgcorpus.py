@@ -17,7 +17,14 @@ __all__ = ["PgCorpus"]
 
 
 class PgCorpus(Corpus, PgVectorStore):
+    """``ef_search``: see :class:`~koqa.retriever.pg.PgRetriever` (``KOQA_PG_EF_SEARCH``)."""
+
+    def __init__(self, engine, index_dir, *, ef_search: int = 100, **kwargs):
+        super().__init__(engine, index_dir, **kwargs)
+        self._ef_search = ef_search
+
     @cached_property
     def retriever(self) -> PgRetriever:
         analyzer = self._chunker.analyzer if self._chunker else None
-        return PgRetriever(self, self.embedder, analyzer, fusion_weights=self._fusion_weights)
+        return PgRetriever(self, self.embedder, analyzer, fusion_weights=self._fusion_weights,
+                           ef_search=self._ef_search)
