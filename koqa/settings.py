@@ -31,6 +31,7 @@ _TRUE = {"1", "true", "yes", "on"}
 def _default_home() -> Path:
     return Path.home() / ".cache" / "koqa"
 VECTOR_STORES = ("files", "pgvector")  # files: FAISS + BM25 files beside SQL; pgvector: all in PostgreSQL
+EF_SEARCH_RANGE = (1, 1000)  # pgvector's own bounds for hnsw.ef_search
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,7 @@ class Settings:
             from koqa.errors import InvalidInput
 
             raise InvalidInput("vector_store", self.vector_store, f"must be one of {', '.join(VECTOR_STORES)}")
-        if not 1 <= self.pg_ef_search <= 1000:  # pgvector's own bounds
-            from koqa.errors import InvalidInput
-
-            raise InvalidInput("pg_ef_search", self.pg_ef_search, "must be between 1 and 1000")
+        _check_range("pg_ef_search", self.pg_ef_search, EF_SEARCH_RANGE)
 
     @property
     def model_cache(self) -> Path:
@@ -97,7 +95,7 @@ class Settings:
             hub_offline=any(env.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")),
             hub_cache=_path(env.get("HF_HUB_CACHE")) or (_path(env.get("HF_HOME")) / "hub" if env.get("HF_HOME") else None),
             vector_store=_env_choice(env, "KOQA_VECTOR_STORE", VECTOR_STORES),
-            pg_ef_search=_env_int(env, "KOQA_PG_EF_SEARCH", 100),
+            pg_ef_search=_env_int(env, "KOQA_PG_EF_SEARCH", 100, EF_SEARCH_RANGE),
         )
 
 
@@ -128,11 +126,20 @@ def _env_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> 
     return value
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _env_int(env: Mapping[str, str], name: str, default: int, bounds: tuple[int, int]) -> int:
     value = env.get(name) or str(default)
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         from koqa.errors import InvalidInput
 
         raise InvalidInput(name, value, "must be a whole number") from None
+    return _check_range(name, number, bounds)
+
+
+def _check_range(name: str, value: int, bounds: tuple[int, int]) -> int:
+    if not bounds[0] <= value <= bounds[1]:
+        from koqa.errors import InvalidInput
+
+        raise InvalidInput(name, value, f"must be between {bounds[0]} and {bounds[1]}")
+    return value

@@ -143,8 +143,10 @@ def test_pgvector_needs_a_postgresql_url(tmp_path):
 def test_the_hnsw_candidate_list_is_a_checked_setting(pgvector_url, tmp_path):
     assert Settings.from_env({"KOQA_PG_EF_SEARCH": "400"}).pg_ef_search == 400
     for bad in ("many", "0", "5000"):
-        with pytest.raises(InvalidInput, match="KOQA_PG_EF_SEARCH|pg_ef_search"):
+        with pytest.raises(InvalidInput, match=f"KOQA_PG_EF_SEARCH.*{bad}"):
             Settings.from_env({"KOQA_PG_EF_SEARCH": bad})
+    with pytest.raises(InvalidInput, match="pg_ef_search"):
+        Settings(pg_ef_search=0)
     settings = Settings(home=tmp_path, database_url=pgvector_url, vector_store="pgvector", pg_ef_search=300)
     with open_corpus(settings, embedder=FakeEmbedder()) as corpus:
         assert corpus.retriever.ef_search == 300
