@@ -111,11 +111,11 @@ def _overlap(hits, reference) -> float:
 
 
 def _unit_vectors(rng, count: int, dim: int, centres: np.ndarray | None = None) -> np.ndarray:
-    noise = rng.standard_normal((count, dim)).astype(np.float32)
+    v = rng.standard_normal((count, dim)).astype(np.float32)
     if centres is not None:
         # noise of norm ~0.8 around a unit centre: cosine ~0.78 to it, ~0.6 to its cluster mates
-        noise = centres[rng.integers(0, len(centres), count)] + noise * (0.8 / np.sqrt(dim))
-    return noise / np.linalg.norm(noise, axis=1, keepdims=True)
+        v = centres[rng.integers(0, len(centres), count)] + v * (0.8 / np.sqrt(dim))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def _exact_top(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -153,8 +153,8 @@ def synthetic(url: str, args) -> dict:
     build_s = time.perf_counter() - t
     queries = _unit_vectors(rng, args.synthetic_queries, dim, centres)
     truth = _exact_top(queries, base)
-    out = {"vectors": n, "dim": dim, "distribution": args.distribution, "copy_s": load_s, "hnsw_build_s": build_s, "build_memory": args.build_memory,
-           "build_workers": args.build_workers, "ef_search": {}}
+    out = {"vectors": n, "dim": dim, "distribution": args.distribution, "copy_s": load_s, "hnsw_build_s": build_s,
+           "build_memory": args.build_memory, "build_workers": args.build_workers, "ef_search": {}}
     for ef in args.ef_search:
         got, t = [], time.perf_counter()
         with engine.begin() as c:
@@ -188,7 +188,8 @@ def print_table(r: dict) -> None:
               f"min(k={f['k']}, matching) rows every time: {f['all_k']} (fewest {f['min_rows']})")
     if "synthetic" in r:
         s = r["synthetic"]
-        print(f"synthetic ({s['distribution']}): {s['vectors']} x {s['dim']}, COPY {s['copy_s']:.1f} s, HNSW build {s['hnsw_build_s']:.1f} s")
+        print(f"synthetic ({s['distribution']}): {s['vectors']} x {s['dim']}, COPY {s['copy_s']:.1f} s, "
+              f"HNSW build {s['hnsw_build_s']:.1f} s")
         for ef, d in s["ef_search"].items():
             print(f"  ef_search {ef:>4}: recall@20 {d['recall@20']:.3f}, {d['qps']:.1f} q/s")
 
