@@ -130,8 +130,9 @@ def cluster_ingest(corpus, collection: str, paths: Sequence, *, embedder_factory
         coll = sql.get_collection(s, collection)
         stored = dict(s.execute(select(DocumentRow.doc_id, DocumentRow.content_hash)
                                 .where(DocumentRow.collection_id == coll.id)).all())
-    gpus = ray.cluster_resources().get("GPU", 0.0)
-    cpus = actor_cpus(ray.cluster_resources().get("CPU", 1.0), actors + chunk_actors)
+    resources = ray.cluster_resources()
+    gpus = resources.get("GPU", 0.0)
+    cpus = actor_cpus(resources.get("CPU", 1.0), actors + chunk_actors)
     blocks = max(1, min(len(files), 4 * (actors + chunk_actors)))  # enough blocks to keep every actor busy
     # a chunking batch is one output block and one embedding task: a batch larger than a block would
     # merge the blocks again and leave all but one embedder actor idle

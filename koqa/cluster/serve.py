@@ -25,6 +25,7 @@ from ray import serve
 
 from koqa.api.batcher import BatchStats, ReadOptions
 from koqa.api.config import ServerConfig
+from koqa.errors import InvalidInput
 from koqa.settings import Settings
 
 __all__ = ["ReaderScaling", "RemoteReader", "build_app"]
@@ -67,18 +68,17 @@ class ReaderScaling:
         Totals only: Serve spreads replicas over nodes, so on small nodes a replica can still find
         no node with room left (two 0.5-CPU readers on two 1-CPU nodes leave no whole CPU for an
         ingress); lower ``ingress_cpus`` / ``cpus`` then."""
-        from koqa.errors import InvalidInput
-
-        gpus = self._gpus(cluster.get("GPU", 0.0))
+        have_gpus, have_cpus = cluster.get("GPU", 0.0), cluster.get("CPU", 0.0)
+        gpus = self._gpus(have_gpus)
         reader_cpus = 0.0 if gpus else self.cpus
         need_cpu = self.replicas * reader_cpus + self.ingress_replicas * self.ingress_cpus
-        if gpus and self.replicas * gpus > cluster.get("GPU", 0.0):
+        if gpus and self.replicas * gpus > have_gpus:
             raise InvalidInput("replicas", self.replicas, f"{self.replicas} reader replicas x {gpus:g} GPU need more "
-                                                          f"GPUs than the cluster's {cluster.get('GPU', 0.0):g}")
-        if need_cpu > cluster.get("CPU", 0.0):
+                                                          f"GPUs than the cluster's {have_gpus:g}")
+        if need_cpu > have_cpus:
             raise InvalidInput("replicas", self.replicas, f"{self.replicas} reader replicas x {reader_cpus:g} CPU + "
                                f"{self.ingress_replicas} ingress x {self.ingress_cpus:g} CPU need {need_cpu:g} CPUs, "
-                               f"the cluster has {cluster.get('CPU', 0.0):g}; add nodes or lower --reader-cpus / --ingress-cpus")
+                               f"the cluster has {have_cpus:g}; add nodes or lower --reader-cpus / --ingress-cpus")
 
     def _gpus(self, cluster_gpus: float) -> float:
         return self.num_gpus if self.num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)
@@ -203,8 +203,6 @@ def run_on_cluster(address: str, settings: Settings, config: ServerConfig, scali
     import time
 
     import ray
-
-    from koqa.errors import InvalidInput
 
     if settings.vector_store != "pgvector":
         raise InvalidInput("KOQA_VECTOR_STORE", settings.vector_store,
