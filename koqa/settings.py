@@ -31,7 +31,7 @@ _TRUE = {"1", "true", "yes", "on"}
 def _default_home() -> Path:
     return Path.home() / ".cache" / "koqa"
 VECTOR_STORES = ("files", "pgvector")  # files: FAISS + BM25 files beside SQL; pgvector: all in PostgreSQL
-EF_SEARCH_RANGE = (1, 1000)  # pgvector's own bounds for hnsw.ef_search
+DEFAULT_EF_SEARCH, EF_SEARCH_RANGE = 100, (1, 1000)  # hnsw.ef_search within pgvector's own bounds
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Settings:
     hub_offline: bool = False
     hub_cache: Path | None = None
     vector_store: str = "files"  # one of VECTOR_STORES; pgvector needs a postgresql database_url
-    pg_ef_search: int = 100  # pgvector HNSW candidate list: recall vs speed on large collections
+    pg_ef_search: int = DEFAULT_EF_SEARCH  # pgvector HNSW candidate list: recall vs speed on large collections
 
     def __post_init__(self):
         object.__setattr__(self, "home", Path(self.home).expanduser())
@@ -95,7 +95,7 @@ class Settings:
             hub_offline=any(env.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")),
             hub_cache=_path(env.get("HF_HUB_CACHE")) or (_path(env.get("HF_HOME")) / "hub" if env.get("HF_HOME") else None),
             vector_store=_env_choice(env, "KOQA_VECTOR_STORE", VECTOR_STORES),
-            pg_ef_search=_env_int(env, "KOQA_PG_EF_SEARCH", 100, EF_SEARCH_RANGE),
+            pg_ef_search=_env_int(env, "KOQA_PG_EF_SEARCH", DEFAULT_EF_SEARCH, EF_SEARCH_RANGE),
         )
 
 
